@@ -1,0 +1,3 @@
+"""Big Bilbao: city-intelligence stream processor (Kafka -> Spark -> Delta -> balanced scorecard)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,110 @@
+"""`bigbilbao` command line: thin argument parsing over pipeline, broker and demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from bigbilbao import __version__, broker, jvm, logs
+from bigbilbao.errors import BigBilbaoError
+from bigbilbao.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bigbilbao", description=(
+        "Big Bilbao: city sensor feeds from Kafka to Delta Lake tables and a balanced scorecard."))
+    parser.add_argument("--version", action="version", version=f"bigbilbao {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", help="settings YAML (default: the packaged bigbilbao.yaml)")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", parents=[common], help="run the embedded-default demo end to end",
+                          description="Start the embedded broker, produce synthetic events of every enabled "
+                                      "feed, stream them into bronze Delta tables and print what landed.")
+    demo.add_argument("--events", type=int, default=3000, help="messages to produce (default 3000)")
+    demo.add_argument("--dirty-fraction", type=float, default=0.02,
+                      help="share of malformed messages (default 0.02)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed of the simulator (default 7)")
+
+    run = sub.add_parser("run", parents=[common], help="run streaming stages",
+                         description="Run a streaming stage (or all) against the configured Kafka.")
+    run.add_argument("stage", nargs="?", default="all", help="stage to run: ingest or all (default all)")
+    run.add_argument("--until-idle", action="store_true", help="process what Kafka holds now, then stop")
+    run.add_argument("--master", help="Spark master URL, overriding spark.master (e.g. spark://host:7077)")
+
+    brk = sub.add_parser("broker", parents=[common], help="control the embedded Kafka broker",
+                         description="Start, stop or inspect the embedded single-node KRaft broker.")
+    brk.add_argument("action", choices=["start", "stop", "status"])
+
+    sub.add_parser("setup", parents=[common], help="check Java and resolve the JVM jars",
+                   description="Check for Java 17+ and download the Spark/Delta/Kafka jars into the cache.")
+    return parser
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from bigbilbao import demo
+
+    summaries = demo.run_demo(settings, args.events, args.dirty_fraction, args.seed)
+    print(demo.format_summary(settings, summaries))
+    return 0 if all(s.contiguous for s in summaries) else 1
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from bigbilbao import pipeline
+
+    pipeline.run(settings, args.stage, until_idle=args.until_idle, master=args.master)
+    return 0
+
+
+def _broker(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.kafka.embedded:
+        print(f"kafka.bootstrap_servers is set ({', '.join(settings.kafka.bootstrap_servers)}); "
+              "the embedded broker is not used.")
+        return 0
+    if args.action == "start":
+        info, started = broker.start(settings)
+        print(f"{'started' if started else 'already running'}: {info.bootstrap} (pid {info.pid}, log {info.log_file})")
+    elif args.action == "stop":
+        print("stopped" if broker.stop(settings) else "not running")
+    else:
+        info = broker.status(settings)
+        print(json.dumps({"running": True, "bootstrap": info.bootstrap, "pid": info.pid,
+                          "log": info.log_file}) if info else json.dumps({"running": False}))
+    return 0
+
+
+def _setup(settings: Settings, _args: argparse.Namespace) -> int:
+    java = jvm.require_java()
+    print(f"Java {jvm.java_version(java)} at {java}")
+    for bundle in jvm.BUNDLES:
+        jars = jvm.ensure_jars(settings.jars_path, bundle)
+        print(f"{bundle}: {len(jars)} jars in {jvm.jar_dir(settings.jars_path, bundle)}")
+    return 0
+
+
+COMMANDS = {"demo": _demo, "run": _run, "broker": _broker, "setup": _setup}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `bigbilbao` console script."""
+    args = _parser().parse_args(argv)
+    logs.configure(args.verbose)
+    try:
+        settings = load_settings(args.config)
+        return COMMANDS[args.command](settings, args)
+    except BigBilbaoError as exc:
+        print(f"bigbilbao: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bigbilbao: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

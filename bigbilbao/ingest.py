@@ -1,0 +1,136 @@
+"""Kafka -> bronze: every message kept with its lineage, parsed by its feed's contract, errors flagged."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from bigbilbao import kafka_clients, sinks
+from bigbilbao.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SPARK_TYPES = {"string": "string", "double": "double", "long": "bigint", "integer": "bigint",
+               "boolean": "boolean", "timestamp": "string"}
+LINEAGE_COLUMNS = ["feed", "topic", "partition", "offset", "kafka_timestamp", "ingested_at"]
+PARSE_COLUMNS = ["payload", "payload_bytes", "parse_ok", "parse_error",
+                 "entity_id", "entity_type", "observed_at_raw", "location_geojson", "lon", "lat"]
+
+
+def read_kafka(spark: SparkSession, settings: Settings, bootstrap: str) -> DataFrame:
+    """Spark's Kafka source over every enabled feed topic."""
+    reader = spark.readStream.format("kafka")
+    for key, value in kafka_clients.spark_source_options(settings, bootstrap).items():
+        reader = reader.option(key, value)
+    return reader.load()
+
+
+def _attribute(doc: Column, name: str, spark_type: str) -> Column:
+    """A payload attribute in keyValues form (`$.name`) or NGSI normalized form (`$.name.value`)."""
+    return F.coalesce(F.try_variant_get(doc, f"$.{name}.value", spark_type),
+                      F.try_variant_get(doc, f"$.{name}", spark_type))
+
+
+def _parse_error(value: Column, payload: Column, doc: Column, entity_id: Column) -> Column:
+    """Why a message could not be parsed, or null when it could."""
+    return (
+        F.when(value.isNull(), F.lit("empty message"))
+        .when(~F.is_valid_utf8(value), F.lit("invalid UTF-8"))
+        .when(doc.isNull(), F.lit("invalid JSON"))
+        .when(~F.ltrim(payload).startswith("{"), F.lit("JSON is not an object"))
+        .when(entity_id.isNull(), F.lit("missing entity id"))
+    )
+
+
+def bronze(records: DataFrame, feed: str, contract: Any) -> DataFrame:
+    """One feed's Kafka records as bronze rows: raw payload, lineage, parse status and contract fields."""
+    payload = F.make_valid_utf8(F.col("value").cast("string"))
+    doc = F.try_parse_json(payload)
+    entity_id = _attribute(doc, contract.id_field, "string")
+    location = F.coalesce(F.try_variant_get(doc, f"$.{contract.location_field}.value", "variant"),
+                          F.try_variant_get(doc, f"$.{contract.location_field}", "variant"))
+    is_point = F.try_variant_get(location, "$.type", "string") == F.lit("Point")
+    error = _parse_error(F.col("value"), payload, doc, entity_id)
+    fields = [
+        _attribute(doc, name, SPARK_TYPES[spark_type]).alias(name)
+        for name, spark_type in field_types(contract).items()
+    ]
+    return records.select(
+        F.lit(feed).alias("feed"),
+        F.col("topic"),
+        F.col("partition"),
+        F.col("offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.current_timestamp().alias("ingested_at"),
+        payload.alias("payload"),
+        F.when(~F.is_valid_utf8(F.col("value")), F.col("value")).alias("payload_bytes"),
+        error.isNull().alias("parse_ok"),
+        error.alias("parse_error"),
+        entity_id.alias("entity_id"),
+        _attribute(doc, "type", "string").alias("entity_type"),
+        F.coalesce(*[_attribute(doc, t, "string") for t in contract.time_fields]).alias("observed_at_raw"),
+        F.to_json(location).alias("location_geojson"),
+        F.when(is_point, F.try_variant_get(location, "$.coordinates[0]", "double")).alias("lon"),
+        F.when(is_point, F.try_variant_get(location, "$.coordinates[1]", "double")).alias("lat"),
+        *fields,
+    )
+
+
+def field_types(contract: Any) -> dict[str, str]:
+    """Contract field name -> contract type name."""
+    return {name: spec.type for name, spec in contract.fields.items()}
+
+
+class BronzeWriter:
+    """foreachBatch sink: splits a micro-batch by topic and appends each feed's bronze rows exactly once."""
+
+    def __init__(self, settings: Settings, contracts: Mapping[str, Any], checkpoint: Path) -> None:
+        self.settings = settings
+        self.contracts = contracts
+        self.checkpoint = checkpoint
+        self.topics = {f.topic_name: f.name for f in settings.enabled_feeds}
+        self.landed: dict[str, int] = {}
+
+    def _query_id(self) -> str:
+        """The checkpoint's query id: a deleted checkpoint starts a new idempotency scope."""
+        return json.loads((self.checkpoint / "metadata").read_text())["id"]
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        batch.persist()
+        try:
+            counts = {row["topic"]: row["count"] for row in batch.groupBy("topic").count().collect()}
+            for topic, count in sorted(counts.items()):
+                feed = self.topics.get(topic)
+                if feed is None:
+                    continue
+                rows = bronze(batch.filter(F.col("topic") == topic), feed, self.contracts[feed])
+                path = sinks.table_path(self.settings.lakehouse_path, "bronze", feed)
+                sinks.idempotent_append(rows, path, f"bronze-{feed}-{self._query_id()}", batch_id)
+                self.landed[feed] = self.landed.get(feed, 0) + count
+            if counts:
+                summary = ", ".join(f"{self.topics.get(t, t)} +{n}" for t, n in sorted(counts.items()))
+                log.info("bronze batch %d committed: %s", batch_id, summary)
+        finally:
+            batch.unpersist()
+
+
+def start_ingest(spark: SparkSession, settings: Settings, contracts: Mapping[str, Any], bootstrap: str,
+                 until_idle: bool = False) -> StreamingQuery:
+    """Start Kafka -> bronze; with until_idle it processes what Kafka holds now and then stops."""
+    checkpoint = settings.checkpoint_path / "bronze"
+    writer = BronzeWriter(settings, contracts, checkpoint)
+    stream = (
+        read_kafka(spark, settings, bootstrap)
+        .writeStream.queryName("bronze")
+        .option("checkpointLocation", str(checkpoint))
+        .foreachBatch(writer)
+    )
+    stream = stream.trigger(availableNow=True) if until_idle else stream.trigger(processingTime="2 seconds")
+    return stream.start()

@@ -1,0 +1,95 @@
+"""Kafka connection options for kafka-python and Spark, topic creation, and the bootstrap resolution."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from bigbilbao import broker
+from bigbilbao.errors import BrokerError
+from bigbilbao.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def bootstrap_servers(settings: Settings) -> Iterator[str]:
+    """Configured servers, or the embedded broker (started here and stopped after, unless already running)."""
+    if not settings.kafka.embedded:
+        yield ",".join(settings.kafka.bootstrap_servers)
+        return
+    info, started = broker.start(settings)
+    try:
+        yield info.bootstrap
+    finally:
+        if started:
+            broker.stop(settings)
+
+
+def python_client_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
+    """kafka-python options, including SASL/SSL when configured (password read from the environment)."""
+    options: dict[str, Any] = {"bootstrap_servers": bootstrap.split(","),
+                               "security_protocol": settings.kafka.security_protocol}
+    if settings.kafka.sasl_mechanism:
+        options.update(sasl_mechanism=settings.kafka.sasl_mechanism,
+                       sasl_plain_username=settings.kafka.sasl_username,
+                       sasl_plain_password=settings.kafka_password())
+    return options
+
+
+def spark_source_options(settings: Settings, bootstrap: str) -> dict[str, str]:
+    """Options of Spark's Kafka source for every enabled feed topic."""
+    topics = ",".join(f.topic_name for f in settings.enabled_feeds)
+    options = {"kafka.bootstrap.servers": bootstrap, "subscribe": topics,
+               "startingOffsets": settings.kafka.starting_offsets,
+               "maxOffsetsPerTrigger": str(settings.kafka.max_offsets_per_trigger),
+               "kafka.security.protocol": settings.kafka.security_protocol}
+    if settings.kafka.sasl_mechanism:
+        module = ("org.apache.kafka.common.security.plain.PlainLoginModule"
+                  if settings.kafka.sasl_mechanism == "PLAIN"
+                  else "org.apache.kafka.common.security.scram.ScramLoginModule")
+        password = (settings.kafka_password() or "").replace('"', '\\"')
+        options["kafka.sasl.mechanism"] = settings.kafka.sasl_mechanism
+        options["kafka.sasl.jaas.config"] = (
+            f'{module} required username="{settings.kafka.sasl_username}" password="{password}";')
+    return options
+
+
+def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
+    """Create one topic per enabled feed (idempotent); returns the topics created now."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    try:
+        admin = KafkaAdminClient(client_id="bigbilbao-admin", request_timeout_ms=30000,
+                                 **python_client_options(settings, bootstrap))
+    except KafkaError as exc:
+        msg = f"Cannot reach Kafka at {bootstrap} ({exc}); start it with `bigbilbao broker start` or fix kafka.bootstrap_servers."
+        raise BrokerError(msg) from exc
+    try:
+        existing = set(admin.list_topics())
+        wanted = [f.topic_name for f in settings.enabled_feeds if f.topic_name not in existing]
+        created = []
+        for topic in wanted:
+            try:
+                admin.create_topics([NewTopic(topic, settings.kafka.partitions, settings.kafka.replication_factor)])
+                created.append(topic)
+            except TopicAlreadyExistsError:
+                log.debug("topic %s already exists", topic)
+        if created:
+            log.info("created topics %s with %d partitions", ", ".join(created), settings.kafka.partitions)
+        return created
+    finally:
+        admin.close()
+
+
+def producer(settings: Settings, bootstrap: str, **overrides: Any) -> Any:
+    """A kafka-python producer that waits for the broker's acknowledgement of every message."""
+    from kafka import KafkaProducer
+
+    options = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024, "retries": 5,
+               "client_id": "bigbilbao-producer", **python_client_options(settings, bootstrap), **overrides}
+    return KafkaProducer(**options)

@@ -1,0 +1,258 @@
+"""Frozen, typed settings built once from YAML plus environment overrides; the only reader of os.environ."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bigbilbao.errors import SettingsError
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "BIGBILBAO__"
+DEFAULT_CONFIG = Path(__file__).parent / "resources" / "bigbilbao.yaml"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Where Kafka is and how to talk to it; empty bootstrap servers means the embedded broker."""
+
+    bootstrap_servers: tuple[str, ...] = ()
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password_env: str | None = None
+    partitions: int = 2
+    replication_factor: int = 1
+    max_offsets_per_trigger: int = 200_000
+    starting_offsets: str = "earliest"
+
+    @property
+    def embedded(self) -> bool:
+        """True when no external broker is configured."""
+        return not self.bootstrap_servers
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """The embedded single-node KRaft broker."""
+
+    heap: str = "512m"
+    port: int = 0
+    start_timeout_s: int = 60
+
+
+@dataclass(frozen=True)
+class LakehouseSettings:
+    """Where Delta tables and streaming checkpoints live."""
+
+    path: str = "lakehouse"
+    checkpoints: str | None = None
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """How the SparkSession is built; `master` is overridden by --master."""
+
+    master: str = "local[*]"
+    app_name: str = "bigbilbao"
+    shuffle_partitions: int = 4
+    driver_memory: str = "2g"
+    ui: bool = False
+    conf: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JvmSettings:
+    """Where resolved JVM jars are cached."""
+
+    jars_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """One sensor feed: its contract name and Kafka topic."""
+
+    name: str
+    topic: str | None = None
+    enabled: bool = True
+
+    @property
+    def topic_name(self) -> str:
+        """Topics are named after feeds unless configured otherwise."""
+        return self.topic or self.name
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a Big Bilbao process needs, built once at the entry point and passed down."""
+
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    lakehouse: LakehouseSettings = field(default_factory=LakehouseSettings)
+    spark: SparkSettings = field(default_factory=SparkSettings)
+    jvm: JvmSettings = field(default_factory=JvmSettings)
+    feeds: tuple[FeedSettings, ...] = ()
+    source: str = ""
+
+    @property
+    def lakehouse_path(self) -> Path:
+        """Absolute lakehouse folder."""
+        return Path(self.lakehouse.path).expanduser().resolve()
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """Absolute checkpoint folder."""
+        if self.lakehouse.checkpoints:
+            return Path(self.lakehouse.checkpoints).expanduser().resolve()
+        return self.lakehouse_path / "_checkpoints"
+
+    @property
+    def jars_path(self) -> Path:
+        """Jar cache: the checkout's .jars when run from a checkout, else the user cache."""
+        if self.jvm.jars_dir:
+            return Path(self.jvm.jars_dir).expanduser().resolve()
+        if (PROJECT_ROOT / "pyproject.toml").is_file():
+            return PROJECT_ROOT / ".jars"
+        return Path.home() / ".cache" / "bigbilbao" / "jars"
+
+    @property
+    def enabled_feeds(self) -> tuple[FeedSettings, ...]:
+        """Feeds the pipeline consumes."""
+        return tuple(f for f in self.feeds if f.enabled)
+
+    def kafka_password(self) -> str | None:
+        """The SASL password, read from the environment only when needed and never stored."""
+        name = self.kafka.sasl_password_env
+        if not name:
+            return None
+        value = os.environ.get(name)
+        if value is None:
+            msg = f"kafka.sasl_password_env names {name}, but that environment variable is not set."
+            raise SettingsError(msg)
+        return value
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read YAML, apply BIGBILBAO__* overrides and validate every key and type."""
+    config = Path(path) if path else DEFAULT_CONFIG
+    if not config.is_file():
+        msg = f"Settings file {config} does not exist; pass an existing file with --config."
+        raise SettingsError(msg)
+    try:
+        raw = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        msg = f"Settings file {config} is not valid YAML: {exc}"
+        raise SettingsError(msg) from exc
+    if not isinstance(raw, dict):
+        msg = f"Settings file {config} must hold a mapping of sections at the top level."
+        raise SettingsError(msg)
+    _apply_env(raw, os.environ if environ is None else environ)
+    raw["source"] = str(config)
+    settings = _build(Settings, raw, "")
+    _check(settings)
+    return settings
+
+
+def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Overlay BIGBILBAO__SECTION__KEY=value (value parsed as YAML) onto the raw mapping."""
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX):].split("__") if k]
+        target = raw
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+            if not isinstance(target, dict):
+                msg = f"Environment variable {name} overrides {key}, which is not a section."
+                raise SettingsError(msg)
+        parsed = yaml.safe_load(value) if value.strip() else None
+        if keys[-1] == "bootstrap_servers" and isinstance(parsed, str):
+            parsed = [s.strip() for s in parsed.split(",") if s.strip()]
+        target[keys[-1]] = parsed
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    """Instantiate a settings dataclass from a mapping, rejecting unknown keys by name."""
+    if not isinstance(raw, dict):
+        msg = f"Settings key '{where or 'top level'}' must be a mapping, got {type(raw).__name__}."
+        raise SettingsError(msg)
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        msg = f"Unknown settings key '{key}'; expected one of: {', '.join(sorted(known))}."
+        raise SettingsError(msg)
+    values = {name: _coerce(hints[name], value, f"{where}.{name}" if where else name) for name, value in raw.items()}
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        msg = f"Settings section '{where or 'top level'}' is incomplete: {exc}."
+        raise SettingsError(msg) from exc
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    """Check one value against its declared type (ints are accepted where floats are)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _coerce(next(a for a in args if a is not type(None)), value, key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            _wrong(key, "a list", value)
+        return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is Mapping:
+        if not isinstance(value, dict):
+            _wrong(key, "a mapping", value)
+        return types.MappingProxyType({str(k): str(v) for k, v in value.items()})
+    if hint is bool and not isinstance(value, bool):
+        _wrong(key, "true or false", value)
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        _wrong(key, "a whole number", value)
+    if hint is str and not isinstance(value, str):
+        _wrong(key, "a string", value)
+    return value
+
+
+def _wrong(key: str, expected: str, value: Any) -> None:
+    msg = f"Settings key '{key}' must be {expected}, got {value!r} ({type(value).__name__})."
+    raise SettingsError(msg)
+
+
+def _check(settings: Settings) -> None:
+    """Cross-field rules that types alone cannot express."""
+    protocols = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
+    if settings.kafka.security_protocol not in protocols:
+        msg = f"Settings key 'kafka.security_protocol' must be one of {sorted(protocols)}."
+        raise SettingsError(msg)
+    if settings.kafka.partitions < 1:
+        msg = "Settings key 'kafka.partitions' must be at least 1."
+        raise SettingsError(msg)
+    names = [f.name for f in settings.feeds]
+    if len(names) != len(set(names)):
+        msg = f"Settings key 'feeds' names a feed twice: {names}."
+        raise SettingsError(msg)
+    if not settings.enabled_feeds:
+        msg = "Settings key 'feeds' enables no feed; list at least one."
+        raise SettingsError(msg)
+
+
+def with_overrides(settings: Settings, **sections: dict[str, Any]) -> Settings:
+    """Copy of the settings with some keys replaced, e.g. with_overrides(s, spark={'master': 'x'})."""
+    changes = {name: dataclasses.replace(getattr(settings, name), **values) for name, values in sections.items()}
+    return dataclasses.replace(settings, **changes)
