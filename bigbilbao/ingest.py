@@ -6,19 +6,17 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from bigbilbao import kafka_clients, sinks
+from bigbilbao.contracts import Contract
 from bigbilbao.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SPARK_TYPES = {"string": "string", "double": "double", "long": "bigint", "integer": "bigint",
-               "boolean": "boolean", "timestamp": "string"}
 LINEAGE_COLUMNS = ["feed", "topic", "partition", "offset", "kafka_timestamp", "ingested_at"]
 PARSE_COLUMNS = ["payload", "payload_bytes", "parse_ok", "parse_error",
                  "entity_id", "entity_type", "observed_at_raw", "location_geojson", "lon", "lat"]
@@ -41,7 +39,7 @@ def _attribute(doc: Column, name: str, spark_type: str) -> Column:
 def _parse_error(value: Column, payload: Column, doc: Column, entity_id: Column) -> Column:
     """Why a message could not be parsed, or null when it could."""
     return (
-        F.when(value.isNull(), F.lit("empty message"))
+        F.when(value.isNull() | (F.length(value) == 0), F.lit("empty message"))
         .when(~F.is_valid_utf8(value), F.lit("invalid UTF-8"))
         .when(doc.isNull(), F.lit("invalid JSON"))
         .when(~F.ltrim(payload).startswith("{"), F.lit("JSON is not an object"))
@@ -49,7 +47,7 @@ def _parse_error(value: Column, payload: Column, doc: Column, entity_id: Column)
     )
 
 
-def bronze(records: DataFrame, feed: str, contract: Any) -> DataFrame:
+def bronze(records: DataFrame, feed: str, contract: Contract) -> DataFrame:
     """One feed's Kafka records as bronze rows: raw payload, lineage, parse status and contract fields."""
     payload = F.make_valid_utf8(F.col("value").cast("string"))
     doc = F.try_parse_json(payload)
@@ -58,10 +56,7 @@ def bronze(records: DataFrame, feed: str, contract: Any) -> DataFrame:
                           F.try_variant_get(doc, f"$.{contract.location_field}", "variant"))
     is_point = F.try_variant_get(location, "$.type", "string") == F.lit("Point")
     error = _parse_error(F.col("value"), payload, doc, entity_id)
-    fields = [
-        _attribute(doc, name, SPARK_TYPES[spark_type]).alias(name)
-        for name, spark_type in field_types(contract).items()
-    ]
+    fields = [_attribute(doc, name, spark_type).alias(name) for name, spark_type in bronze_types(contract).items()]
     return records.select(
         F.lit(feed).alias("feed"),
         F.col("topic"),
@@ -83,15 +78,15 @@ def bronze(records: DataFrame, feed: str, contract: Any) -> DataFrame:
     )
 
 
-def field_types(contract: Any) -> dict[str, str]:
-    """Contract field name -> contract type name."""
-    return {name: spec.type for name, spec in contract.fields.items()}
+def bronze_types(contract: Contract) -> dict[str, str]:
+    """Spark type of each contract field in bronze; timestamps stay as sent until silver applies time zones."""
+    return {name: "string" if kind == "timestamp" else kind for name, kind in contract.spark_type_names().items()}
 
 
 class BronzeWriter:
     """foreachBatch sink: splits a micro-batch by topic and appends each feed's bronze rows exactly once."""
 
-    def __init__(self, settings: Settings, contracts: Mapping[str, Any], checkpoint: Path) -> None:
+    def __init__(self, settings: Settings, contracts: Mapping[str, Contract], checkpoint: Path) -> None:
         self.settings = settings
         self.contracts = contracts
         self.checkpoint = checkpoint
@@ -121,7 +116,7 @@ class BronzeWriter:
             batch.unpersist()
 
 
-def start_ingest(spark: SparkSession, settings: Settings, contracts: Mapping[str, Any], bootstrap: str,
+def start_ingest(spark: SparkSession, settings: Settings, contracts: Mapping[str, Contract], bootstrap: str,
                  until_idle: bool = False) -> StreamingQuery:
     """Start Kafka -> bronze; with until_idle it processes what Kafka holds now and then stops."""
     checkpoint = settings.checkpoint_path / "bronze"

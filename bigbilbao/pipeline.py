@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 STAGES = ("ingest",)
 
 
-def feed_contracts(settings: Settings) -> dict[str, Any]:
+def feed_contracts(settings: Settings) -> dict[str, contracts.Contract]:
     """Contracts of the enabled feeds; a feed without a contract fails at start-up."""
     available = contracts.load_contracts()
     missing = [f.name for f in settings.enabled_feeds if f.name not in available]

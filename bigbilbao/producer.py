@@ -13,6 +13,8 @@ from bigbilbao.settings import Settings
 
 log = logging.getLogger(__name__)
 
+CHECK_EVERY = 50_000
+
 
 @dataclass
 class PublishReport:
@@ -41,6 +43,8 @@ def publish(settings: Settings, bootstrap: str, messages: Iterable[tuple[str, by
                 msg = f"Feed '{feed}' is not configured; add it under 'feeds' in the settings."
                 raise BrokerError(msg)
             futures.append(client.send(topics[feed], value=payload))
+            if len(futures) >= CHECK_EVERY:
+                _confirm(client, futures)
             report.per_feed[feed] = report.per_feed.get(feed, 0) + 1
             if rate:
                 _pace(start, sent, rate)
@@ -48,14 +52,20 @@ def publish(settings: Settings, bootstrap: str, messages: Iterable[tuple[str, by
             if now - last >= progress_every_s:
                 log.info("produced %d messages (%.0f/s)", sent, sent / (now - start))
                 last = now
-        client.flush()
-        for future in futures:
-            future.get(timeout=60)
+        _confirm(client, futures)
     finally:
         client.close()
     report.seconds = time.monotonic() - start
     log.info("produced %d messages in %.1f s", report.total, report.seconds)
     return report
+
+
+def _confirm(client: object, futures: list) -> None:
+    """Flush and raise if Kafka refused any message sent so far; keeps memory bounded on long runs."""
+    client.flush()  # type: ignore[attr-defined]
+    for future in futures:
+        future.get(timeout=60)
+    futures.clear()
 
 
 def _pace(start: float, sent: int, rate: float) -> None:
