@@ -85,7 +85,7 @@ def test_round_trip_counts_offsets_and_flags(make_settings, spark) -> None:  # n
 
 
 def test_restart_from_checkpoint_is_exactly_once(make_settings, spark) -> None:  # noqa: ANN001
-    settings = make_settings(max_offsets_per_trigger=250)
+    settings = make_settings(max_offsets_per_trigger=400)
     produce(settings, messages(settings, 300))
     query = ingest.start_ingest(spark, settings, pipeline.feed_contracts(settings),
                                 settings.kafka.bootstrap_servers[0], until_idle=False)
