@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -12,6 +13,8 @@ from bigbilbao import jvm
 from bigbilbao.settings import Settings
 
 log = logging.getLogger(__name__)
+
+LOG4J = Path(__file__).parent / "resources" / "spark-log4j2.properties"
 
 
 def spark_conf(settings: Settings, master: str | None = None) -> dict[str, str]:
@@ -34,6 +37,7 @@ def spark_conf(settings: Settings, master: str | None = None) -> dict[str, str]:
         # Keep tables readable by delta-rs and DuckDB: no deletion vectors, no column mapping.
         "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
         "spark.databricks.delta.optimizeWrite.enabled": "false",
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J}",
     }
     if master.startswith("local"):
         conf["spark.driver.host"] = "127.0.0.1"

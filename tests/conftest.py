@@ -13,6 +13,7 @@ from bigbilbao.settings import FeedSettings, Settings, load_settings, with_overr
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+TEST_FEEDS = ("traffic_flow", "incidents", "air_quality")  # one per domain keeps the Kafka tests quick
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +21,7 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Packaged defaults, a temporary lakehouse and a small local Spark; the user's environment is ignored."""
     lake = tmp_path_factory.mktemp("lakehouse")
     settings = load_settings(environ={})
+    settings = dataclasses.replace(settings, feeds=tuple(f for f in settings.feeds if f.name in TEST_FEEDS))
     return with_overrides(
         settings,
         lakehouse={"path": str(lake)},

@@ -25,7 +25,7 @@ def config(tmp_path: Path) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["run"], ["broker"], ["setup"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["run"], ["broker"], ["setup"], ["simulate"], ["replay"]])
 def test_every_command_has_help(command: list[str]) -> None:
     proc = bigbilbao(*command, "--help", timeout=60)
     assert proc.returncode == 0
@@ -58,3 +58,39 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert sum(int(r[2]) for r in rows) > 0, "the demo's dirty records should be flagged"
     assert "bronze batch" in proc.stderr, "progress of micro-batches should be shown"
     assert not (tmp_path / "lakehouse" / "_broker" / "broker.json").exists(), "the demo's broker was not stopped"
+
+
+@pytest.mark.integration
+def test_simulate_and_replay_reach_bronze(tmp_path: Path) -> None:
+    from tests.conftest import SHARED_DATA
+
+    air = SHARED_DATA / "air_quality_euskadi"
+    if not air.is_dir():
+        pytest.skip("../shared/data is not beside the checkout")
+    cfg = config(tmp_path)
+    assert bigbilbao("broker", "start", "--config", cfg).returncode == 0
+    try:
+        sim = bigbilbao("simulate", "--feeds", "incidents", "--count", "60", "--seed", "3", "--config", cfg)
+        assert sim.returncode == 0, sim.stderr
+        assert json.loads(sim.stdout)["produced"] == {"incidents": 60}
+        rep = bigbilbao("replay", "air_quality", str(air / "daily_2025" / "MAZARREDO_2025_daily.csv"),
+                        "--stations", str(air / "estaciones_calidad_aire_euskadi_2017.csv"), "--config", cfg)
+        assert rep.returncode == 0, rep.stderr
+        assert json.loads(rep.stdout)["produced"] == {"air_quality": 365}
+        run = bigbilbao("run", "ingest", "--until-idle", "--config", cfg)
+        assert run.returncode == 0, run.stderr[-3000:]
+    finally:
+        bigbilbao("broker", "stop", "--config", cfg)
+    from bigbilbao import read
+
+    lake = tmp_path / "lakehouse"
+    assert len(read.read_table(lake, "bronze", "incidents")) == 60
+    air_rows = read.read_table(lake, "bronze", "air_quality").to_pylist()
+    assert len(air_rows) == 365 and all(r["parse_ok"] for r in air_rows)
+    assert all(r["lon"] is not None and 43.2 < r["lat"] < 43.3 for r in air_rows), "stations give coordinates"
+
+
+def test_unknown_feed_is_one_sentence(tmp_path: Path) -> None:
+    proc = bigbilbao("simulate", "--feeds", "trafic", "--count", "5", "--config", config(tmp_path), timeout=60)
+    assert proc.returncode == 2
+    assert "Unknown feeds ['trafic']" in proc.stderr and "Traceback" not in proc.stderr
