@@ -50,7 +50,7 @@ def summarise(settings: Settings) -> list[FeedSummary]:
             offsets = table.filter(pc.equal(table["partition"], partition))["offset"]
             low, high = pc.min(offsets).as_py(), pc.max(offsets).as_py()
             contiguous &= (high - low + 1 == len(offsets) == pc.count_distinct(offsets).as_py())
-        errors = len(table) - pc.sum(table["parse_ok"]).as_py()
+        errors = len(table) - (pc.sum(table["parse_ok"]).as_py() or 0)
         summaries.append(FeedSummary(feed.name, len(table), errors, len(partitions), contiguous))
     return summaries
 

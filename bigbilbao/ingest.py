@@ -116,9 +116,22 @@ class BronzeWriter:
             batch.unpersist()
 
 
+KAFKA_SCHEMA = "topic string, partition int, offset long, timestamp timestamp, value binary"
+
+
+def ensure_bronze_tables(spark: SparkSession, settings: Settings, contracts: Mapping[str, Contract]) -> None:
+    """Create each feed's empty bronze table up front, so downstream streams can start before data arrives."""
+    empty = spark.createDataFrame([], KAFKA_SCHEMA)
+    for feed, contract in contracts.items():
+        path = sinks.table_path(settings.lakehouse_path, "bronze", feed)
+        if not (path / "_delta_log").is_dir():
+            bronze(empty, feed, contract).write.format("delta").mode("append").save(str(path))
+
+
 def start_ingest(spark: SparkSession, settings: Settings, contracts: Mapping[str, Contract], bootstrap: str,
                  until_idle: bool = False) -> StreamingQuery:
     """Start Kafka -> bronze; with until_idle it processes what Kafka holds now and then stops."""
+    ensure_bronze_tables(spark, settings, contracts)
     checkpoint = settings.checkpoint_path / "bronze"
     writer = BronzeWriter(settings, contracts, checkpoint)
     stream = (

@@ -80,6 +80,14 @@ class JvmSettings:
 
 
 @dataclass(frozen=True)
+class PrivacySettings:
+    """Pseudonymisation of personal identifiers before silver."""
+
+    pseudonym_key_env: str = "BIGBILBAO_PSEUDONYM_KEY"
+    min_key_length: int = 32
+
+
+@dataclass(frozen=True)
 class FeedSettings:
     """One sensor feed: its contract name and Kafka topic."""
 
@@ -102,6 +110,7 @@ class Settings:
     lakehouse: LakehouseSettings = field(default_factory=LakehouseSettings)
     spark: SparkSettings = field(default_factory=SparkSettings)
     jvm: JvmSettings = field(default_factory=JvmSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
     feeds: tuple[FeedSettings, ...] = ()
     source: str = ""
 
@@ -141,6 +150,16 @@ class Settings:
             msg = f"kafka.sasl_password_env names {name}, but that environment variable is not set."
             raise SettingsError(msg)
         return value
+
+    def pseudonym_key(self) -> bytes:
+        """The HMAC key for pseudonyms, from the environment only; missing or short keys stop start-up."""
+        name = self.privacy.pseudonym_key_env
+        value = os.environ.get(name, "")
+        if len(value) < self.privacy.min_key_length:
+            msg = (f"Feeds with personal data need a secret key in the environment variable {name} "
+                   f"(at least {self.privacy.min_key_length} characters), e.g. export {name}=$(openssl rand -hex 32).")
+            raise SettingsError(msg)
+        return value.encode()
 
 
 def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,6 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Packaged defaults, a temporary lakehouse and a small local Spark; the user's environment is ignored."""
     lake = tmp_path_factory.mktemp("lakehouse")
     settings = load_settings(environ={})
-    settings = dataclasses.replace(settings, feeds=tuple(f for f in settings.feeds if f.name in TEST_FEEDS))
     return with_overrides(
         settings,
         lakehouse={"path": str(lake)},
@@ -49,15 +48,23 @@ def spark(base_settings: Settings):  # noqa: ANN201
     session.stop()
 
 
+@pytest.fixture(autouse=True)
+def pseudonym_key(monkeypatch: pytest.MonkeyPatch) -> bytes:
+    """A test HMAC key in the environment, as an operator would set it."""
+    key = "test-pseudonym-key-0123456789abcdef-0123456789"
+    monkeypatch.setenv("BIGBILBAO_PSEUDONYM_KEY", key)
+    return key.encode()
+
+
 @pytest.fixture
 def make_settings(base_settings: Settings, kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Settings]:
     """Per-test settings: an own lakehouse folder and own topics on the shared broker."""
 
-    def factory(**kafka: object) -> Settings:
+    def factory(feeds: Sequence[str] = TEST_FEEDS, **kafka: object) -> Settings:
         prefix = f"t{uuid.uuid4().hex[:8]}"
-        feeds = tuple(FeedSettings(name=f.name, topic=f"{prefix}.{f.name}") for f in base_settings.feeds)
+        configured = tuple(FeedSettings(name=name, topic=f"{prefix}.{name}") for name in feeds)
         settings = with_overrides(base_settings, lakehouse={"path": str(tmp_path / "lakehouse")},
                                   kafka={"bootstrap_servers": (kafka_bootstrap,), **kafka})
-        return dataclasses.replace(settings, feeds=feeds)
+        return dataclasses.replace(settings, feeds=configured)
 
     return factory
