@@ -1,0 +1,206 @@
+"""Silver semantics of a feed contract on one feed's bronze rows: event time, rule verdicts, quarantine, metrics, silver.
+
+`judge` adds the event time and, per row, the names of the broken rules by action (`dq_quarantine`,
+`dq_warnings`, `dq_fail`) with a readable `dq_reason`; its verdicts are those of the reference
+`rules.check_event(contract, ngsi.to_key_values(json.loads(payload)), now=kafka_timestamp)`. Besides
+the contract's rules there are two quarantine rules: `parse_error` (bronze could not parse the
+message) and `unknown_unit` (a value came in a unit the contract does not declare). `split` sends rows
+that broke a quarantine or fail rule to the quarantine table, `rule_counts` gives per-batch metrics,
+and `to_silver` selects the silver contract: typed values in canonical units, personal data pseudonymised.
+Everything is built-in Spark expressions (no Python UDF); see `ngsi_columns`, `rule_columns`, `canonical`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from bigbilbao import ingest, ngsi
+from bigbilbao import values as V
+from bigbilbao.canonical import UNKNOWN_UNIT, typed, unit_key, unknown_unit
+from bigbilbao.contracts import Contract
+from bigbilbao.errors import PipelineError
+from bigbilbao.ngsi_columns import Stages, column_name, is_object, key_value_stages, ref, text_at
+from bigbilbao.privacy import hmac_sha256_hex
+from bigbilbao.rule_columns import EVENT, NOW, fact, number_names, text_names, time_names, value_names, violation
+from bigbilbao.timeparse import instant_parts, to_utc
+
+logger = logging.getLogger(__name__)
+
+PARSE_ERROR = "parse_error"
+ACTION_COLUMNS = {"quarantine": "dq_quarantine", "warn": "dq_warnings", "fail": "dq_fail"}
+QUARANTINE_COLUMNS = ["feed", "topic", "partition", "offset", "kafka_timestamp", "payload", "payload_bytes",
+                      "failed_rules", "reason", "ingested_at", "quarantined_at"]
+
+
+def _any(columns: list[Column]) -> Column:
+    """True when any of the boolean columns is (an empty list is False)."""
+    return F.greatest(F.lit(False), F.lit(False), *columns)
+
+
+def _attributes(stages: Stages, contract: Contract) -> None:
+    """The payload as VARIANT (JSON objects in valid UTF-8 only); per attribute its keyValues value and facts."""
+    times = sorted(time_names(contract))
+    numbers, texts = sorted(number_names(contract)), sorted(text_names(contract))
+    stages.add({"__json": F.try_parse_json("payload")})
+    stages.add({"__doc": F.when(F.col("payload_bytes").isNull() & is_object(F.col("__json")), F.col("__json"))})
+    key_value_stages(stages, F.col("__doc"), sorted(value_names(contract) | set(times)))
+    stages.step(lambda name, s: {
+        "present": V.present(s["kv"], s["kind"]), "unit": unit_key(s["unitcode"]),
+        "num": F.when(name.isin(numbers), V.py_number(s["kv"], s["kind"])),
+        "text": F.when(name.isin(texts), V.py_str(s["kv"], s["kind"])),
+        "instant": F.when(name.isin(times), instant_parts(V.as_string(s["kv"], s["kind"])))})
+    stages.step(lambda _, s: {"ts": to_utc(s["instant"], contract.naive_timezone)})
+
+
+def _first(role: str, contract: Contract) -> Column:
+    """`role` of the first present time field: the event time's raw value, type or parsed time."""
+    chain = None
+    for name in contract.time_fields:
+        present, value = fact("present", name), fact(role, name)
+        chain = F.when(present, value) if chain is None else chain.when(present, value)
+    return chain
+
+
+def _event_and_location(stages: Stages, contract: Contract) -> None:
+    """The event time, the reference time (Kafka timestamp) and the location's geometry and positions."""
+    location = contract.location_field
+    stages.add({
+        column_name("ts", EVENT): _first("ts", contract),
+        column_name("present", EVENT): _any([fact("present", t) for t in contract.time_fields]),
+        column_name("num", NOW): F.unix_micros("kafka_timestamp"),
+        column_name("geom", location): V.geometry(fact("kv", location), fact("kind", location)),
+    })
+    geometry = ref("geom", location)
+    stages.add({column_name("coords", location): F.try_variant_get(geometry, "$['coordinates']", "variant")})
+    stages.add({
+        column_name("positions", location): V.column_positions(column_name("coords", location)),
+        column_name("geojson_ok", location): ~F.coalesce((fact("kind", location) == "STRING") & geometry.isNull(),
+                                                         F.lit(False)),
+    })
+
+
+def _checks(contract: Contract) -> list[tuple[str, str, Column, Column]]:
+    """(name, action, violated, detail) of every rule, including parse_error and unknown_unit, sorted by name."""
+    judged = F.col("__doc").isNotNull()
+    units = {n: unknown_unit(spec, fact("unit", n), fact("kind", n), fact("num", n)) for n, spec in contract.fields.items()}
+    unit_detail = F.concat_ws(", ", *[F.when(bad, F.concat(F.lit(f"{n} in "), fact("unit", n)))
+                                      for n, bad in units.items()])
+    checks = [
+        (PARSE_ERROR, "quarantine", ~F.col("parse_ok"), F.coalesce(F.col("parse_error"), F.lit("unparseable"))),
+        (UNKNOWN_UNIT, "quarantine", judged & _any(list(units.values())),
+         F.concat(unit_detail, F.lit(" (undeclared unit)"))),
+    ]
+    for rule in contract.rules:
+        violated, detail = violation(rule, contract)
+        checks.append((rule.name, rule.action, judged & violated, detail))
+    return sorted(checks, key=lambda check: check[0])
+
+
+def _verdicts(checks: list[tuple[str, str, Column, Column]]) -> dict[str, Column]:
+    """The dq_* name arrays and dq_reason from materialised __broken__/__detail__ columns."""
+    arrays = {}
+    for action, column in ACTION_COLUMNS.items():
+        names = [F.when(F.col(f"`__broken__{name}`"), F.lit(name)) for name, act, _, _ in checks if act == action]
+        arrays[column] = (F.filter(F.array(*names), lambda name: name.isNotNull()) if names
+                          else F.array().cast("array<string>"))
+    reasons = [F.when(F.col(f"`__broken__{name}`"), F.concat(F.lit(f"{name} ({action}): "), F.col(f"`__detail__{name}`")))
+               for name, action, _, _ in checks]
+    return {**arrays, "dq_reason": F.concat_ws("; ", *reasons)}
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(contract: Contract) -> tuple[Stages, tuple[Column, ...]]:
+    """The selects that judge a contract's bronze rows, and the final output columns; built once per contract."""
+    stages = Stages()
+    _attributes(stages, contract)
+    _event_and_location(stages, contract)
+    checks = _checks(contract)
+    stages.add({**{f"__broken__{name}": violated for name, _, violated, _ in checks},
+                **{f"__detail__{name}": detail for name, _, _, detail in checks}})
+    output = (*[F.col(c) for c in (*ingest.LINEAGE_COLUMNS, *ingest.PARSE_COLUMNS, *contract.field_names)],
+              ref("ts", EVENT).alias("event_time"),
+              *[column.alias(name) for name, column in _verdicts(checks).items()],
+              _canonical(contract).alias("canonical"))
+    return stages, output
+
+
+def judge(bronze_df: DataFrame, contract: Contract) -> DataFrame:
+    """Bronze rows plus event_time, sorted broken-rule names per action, dq_reason and the `canonical` silver values."""
+    stages, output = _plan(contract)
+    bronze = bronze_df.select(*ingest.LINEAGE_COLUMNS, *ingest.PARSE_COLUMNS, *contract.field_names)
+    return stages.apply(bronze).select(*output)
+
+
+def _canonical(contract: Contract) -> Column:
+    """Typed, canonical-unit values of every contract field, plus the location as GeoJSON and its point."""
+    location = contract.location_field
+    geometry, points = ref("geom", location), ref("positions", location)
+    is_point = (text_at(geometry, "$['type']") == "Point") & (F.size(points) > 0)
+    fields = [typed(spec, fact("kv", n), fact("kind", n), fact("num", n), fact("ts", n), fact("unit", n)).alias(n)
+              for n, spec in contract.fields.items()]
+    return F.struct(F.to_json(geometry).alias("location_geojson"),
+                    F.when(is_point, F.try_element_at(points, F.lit(1))["lon"]).alias("lon"),
+                    F.when(is_point, F.try_element_at(points, F.lit(1))["lat"]).alias("lat"), *fields)
+
+
+def split(judged: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(valid, quarantine): rows that broke a quarantine or fail rule go to quarantine, with their rules and reason."""
+    bad = (F.size("dq_quarantine") > 0) | (F.size("dq_fail") > 0)
+    quarantine = judged.filter(bad).select(
+        "feed", "topic", "partition", "offset", "kafka_timestamp", "payload", "payload_bytes",
+        F.array_sort(F.concat("dq_quarantine", "dq_fail")).alias("failed_rules"),
+        F.col("dq_reason").alias("reason"),
+        "ingested_at",
+        F.current_timestamp().alias("quarantined_at"),
+    )
+    return judged.filter(~bad), quarantine
+
+
+def _tagged(column: str, action: str) -> Column:
+    """An array of rule names as an array of (rule, action) structs."""
+    return F.transform(column, lambda name: F.struct(name.alias("rule"), F.lit(action).alias("action")))
+
+
+def rule_counts(judged: DataFrame, contract: Contract | None = None) -> DataFrame:
+    """Per feed and broken rule: violations and rows_in_batch; with `contract`, unbroken rules too (0 violations)."""
+    broken = F.concat(*[_tagged(column, action) for action, column in ACTION_COLUMNS.items()])
+    counts = (judged.select("feed", F.explode(broken).alias("v"))
+              .groupBy("feed", F.col("v.rule").alias("rule"), F.col("v.action").alias("action"))
+              .agg(F.count(F.lit(1)).alias("violations")))
+    totals = judged.groupBy("feed").agg(F.count(F.lit(1)).alias("rows_in_batch"))
+    if contract is not None:
+        catalogue = [(contract.feed, PARSE_ERROR, "quarantine"), (contract.feed, UNKNOWN_UNIT, "quarantine"),
+                     *[(contract.feed, rule.name, rule.action) for rule in contract.rules]]
+        known = judged.sparkSession.createDataFrame(catalogue, "feed string, rule string, action string")
+        counts = known.join(counts, ["feed", "rule", "action"], "full")
+    return (counts.join(totals, "feed", "left")
+            .select("feed", "rule", "action",
+                    F.coalesce("violations", F.lit(0)).cast("bigint").alias("violations"),
+                    F.coalesce("rows_in_batch", F.lit(0)).cast("bigint").alias("rows_in_batch")))
+
+
+def raise_on_fail(judged: DataFrame, sample: int = 3) -> None:
+    """Stop the stream when a row broke a `fail` rule (a contract-level breakage), naming rules and offsets."""
+    failed = judged.filter(F.size("dq_fail") > 0).select("feed", "partition", "offset", "dq_reason").limit(sample)
+    rows = failed.collect()
+    if rows:
+        where = ", ".join(f"partition {r['partition']} offset {r['offset']}: {r['dq_reason']}" for r in rows)
+        message = f"Feed {rows[0]['feed']!r} broke a fail rule; fix the producer or the contract ({where})."
+        raise PipelineError(message)
+
+
+def to_silver(valid_df: DataFrame, contract: Contract, key: bytes) -> DataFrame:
+    """The silver contract: typed values in canonical units, personal fields as keyed HMAC-SHA256 pseudonyms."""
+    private = set(contract.pseudonymised_fields())
+    fields = [hmac_sha256_hex(F.col(f"canonical.`{n}`"), key).alias(n) if n in private else F.col(f"canonical.`{n}`")
+              for n in contract.field_names]
+    return valid_df.select(
+        "feed", "entity_id", "entity_type", "event_time",
+        F.col("canonical.lon").alias("lon"), F.col("canonical.lat").alias("lat"),
+        F.col("canonical.location_geojson").alias("location_geojson"),
+        *fields, "dq_warnings", "topic", "partition", "offset", "kafka_timestamp", "ingested_at",
+    )

@@ -1,0 +1,162 @@
+"""Bronze -> silver: judge by the contract, quarantine, count duplicates, pseudonymise, locate; nothing lost.
+
+Per feed, one Delta stream over the bronze table. Each micro-batch lands in exactly one place per row:
+silver (valid, first occurrence), quarantine (failed a quarantine rule, with raw payload and Kafka
+coordinates), or a counted duplicate (dq_metrics, rule `duplicate`). The writes are ordered so that a
+replayed batch is a no-op: quarantine and metrics first, silver last, all with Delta's idempotent
+transaction ids, and duplicates are judged against silver, which only the last write changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from bigbilbao import ingest, quality, sinks
+from bigbilbao.contracts import Contract
+from bigbilbao.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EVENT_TIME = "event_time"
+Enricher = Callable[[DataFrame], DataFrame]
+
+
+def dedup_columns(contract: Contract) -> list[str]:
+    """Silver columns that identify one reading: the contract's dedup key with the id as entity_id."""
+    return ["entity_id" if name == contract.id_field else name for name in contract.dedup_key]
+
+
+def first_occurrences(valid: DataFrame, key: list[str]) -> DataFrame:
+    """Within a batch keep the earliest Kafka message of each key (deterministic across replays)."""
+    order = Window.partitionBy(*key).orderBy(F.col("topic"), F.col("partition"), F.col("offset"))
+    return (
+        valid.withColumn("_occurrence", F.row_number().over(order))
+        .filter(F.col("_occurrence") == 1)
+        .drop("_occurrence")
+    )
+
+
+def not_yet_in_silver(spark: SparkSession, rows: DataFrame, silver_path: Path, key: list[str]) -> DataFrame:
+    """Drop rows whose key is already in silver, looking only at silver rows in the batch's event-time range."""
+    if not (silver_path / "_delta_log").is_dir():
+        return rows
+    bounds = rows.agg(F.min(EVENT_TIME).alias("lo"), F.max(EVENT_TIME).alias("hi")).first()
+    existing = spark.read.format("delta").load(str(silver_path)).select(*key)
+    if bounds["lo"] is not None:
+        existing = existing.filter(F.col(EVENT_TIME).between(bounds["lo"], bounds["hi"]))
+    return rows.join(existing, on=[rows[k].eqNullSafe(existing[k]) for k in key], how="left_anti")
+
+
+class SilverWriter:
+    """foreachBatch sink of one feed: quarantine + metrics first, silver last, each exactly once."""
+
+    def __init__(self, settings: Settings, contract: Contract, checkpoint: Path, key: bytes | None,
+                 enricher: Enricher | None = None) -> None:
+        self.settings = settings
+        self.contract = contract
+        self.checkpoint = checkpoint
+        self.key = key
+        self.enricher = enricher
+        self.feed = contract.feed
+
+    def _path(self, layer: str, name: str) -> Path:
+        return sinks.table_path(self.settings.lakehouse_path, layer, name)
+
+    def _app_id(self, table: str) -> str:
+        query_id = json.loads((self.checkpoint / "metadata").read_text())["id"]
+        return f"{table}-{self.feed}-{query_id}"
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        judged = quality.judge(batch, self.contract).persist()
+        try:
+            self._write(batch.sparkSession, judged, batch_id)
+        finally:
+            judged.unpersist()
+
+    def _write(self, spark: SparkSession, judged: DataFrame, batch_id: int) -> None:
+        quality.raise_on_fail(judged)
+        valid, quarantined = quality.split(judged)
+        silver = quality.to_silver(valid, self.contract, self.key or b"")
+        key = dedup_columns(self.contract)
+        fresh = not_yet_in_silver(spark, first_occurrences(silver, key), self._path("silver", self.feed), key)
+        if self.enricher is not None:
+            fresh = self.enricher(fresh)
+        fresh = fresh.persist()
+        try:
+            rows = judged.count()
+            landed = fresh.count()
+            dropped = valid.count() - landed
+            metrics = metrics_rows(quality.rule_counts(judged, self.contract), batch_id, rows, dropped)
+            sinks.idempotent_append(quarantined, self._path("quality", "quarantine"), self._app_id("quarantine"), batch_id)
+            sinks.idempotent_append(metrics, self._path("quality", "dq_metrics"), self._app_id("dq_metrics"), batch_id)
+            sinks.idempotent_append(fresh, self._path("silver", self.feed), self._app_id("silver"), batch_id)
+        finally:
+            fresh.unpersist()
+        log.info("silver %s batch %d: %d rows -> %d silver, %d duplicates, rest quarantined",
+                 self.feed, batch_id, rows, landed, dropped)
+
+
+METRICS_SCHEMA = ("feed string, batch_id bigint, measured_at timestamp, rows_in_batch bigint, "
+                  "rule string, action string, violations bigint")
+
+
+def metrics_rows(rule_counts: DataFrame, batch_id: int, rows: int, duplicates: int) -> DataFrame:
+    """Per-rule violation counts of one micro-batch plus its duplicate count, as dq_metrics rows."""
+    duplicate = (
+        rule_counts.select("feed").distinct()
+        .select("feed", F.lit("duplicate").alias("rule"), F.lit("drop_duplicate").alias("action"),
+                F.lit(duplicates).cast("bigint").alias("violations"))
+    )
+    return (
+        rule_counts.select("feed", "rule", "action", "violations")
+        .unionByName(duplicate)
+        .select(
+            "feed",
+            F.lit(batch_id).cast("bigint").alias("batch_id"),
+            F.current_timestamp().alias("measured_at"),
+            F.lit(rows).cast("bigint").alias("rows_in_batch"),
+            "rule",
+            "action",
+            "violations",
+        )
+    )
+
+
+def ensure_quality_tables(spark: SparkSession, settings: Settings, contract: Contract) -> None:
+    """Create the shared quarantine and dq_metrics tables before concurrent streams append to them."""
+    lake = settings.lakehouse_path
+    quarantine = sinks.table_path(lake, "quality", "quarantine")
+    if not (quarantine / "_delta_log").is_dir():
+        empty = spark.createDataFrame([], ingest.KAFKA_SCHEMA)
+        _, rows = quality.split(quality.judge(ingest.bronze(empty, contract.feed, contract), contract))
+        rows.write.format("delta").mode("append").save(str(quarantine))
+    metrics = sinks.table_path(lake, "quality", "dq_metrics")
+    if not (metrics / "_delta_log").is_dir():
+        spark.createDataFrame([], METRICS_SCHEMA).write.format("delta").mode("append").save(str(metrics))
+
+
+def start_silver(spark: SparkSession, settings: Settings, contracts: Mapping[str, Contract],
+                 until_idle: bool = False, enricher: Enricher | None = None) -> list[StreamingQuery]:
+    """One bronze -> silver stream per enabled feed."""
+    key = settings.pseudonym_key() if any(c.pseudonymised_fields() for c in contracts.values()) else None
+    queries = []
+    ensure_quality_tables(spark, settings, next(iter(contracts.values())))
+    for feed, contract in contracts.items():
+        checkpoint = settings.checkpoint_path / "silver" / feed
+        source = sinks.table_path(settings.lakehouse_path, "bronze", feed)
+        stream = (
+            spark.readStream.format("delta").option("maxFilesPerTrigger", 1000).load(str(source))
+            .writeStream.queryName(f"silver-{feed}")
+            .option("checkpointLocation", str(checkpoint))
+            .foreachBatch(SilverWriter(settings, contract, checkpoint, key, enricher))
+        )
+        stream = stream.trigger(availableNow=True) if until_idle else stream.trigger(processingTime="5 seconds")
+        queries.append(stream.start())
+    return queries

@@ -1,0 +1,168 @@
+"""Bronze -> silver on the real broker: every message lands in exactly one place, poison never stops it."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+
+from bigbilbao import pipeline, read, simulate
+from bigbilbao.settings import Settings
+from tests.conftest import SHARED_DATA
+from tests.test_kafka_roundtrip import produce
+
+pytestmark = pytest.mark.integration
+FIWARE = SHARED_DATA / "fiware_smart_data_models"
+
+
+def ledger(settings: Settings, feed: str) -> dict[str, int]:
+    """Where a feed's messages went: bronze total, silver rows, quarantined rows, counted duplicates."""
+    lake = settings.lakehouse_path
+    quarantine = read.read_table(lake, "quality", "quarantine", ["feed"])
+    metrics = read.read_table(lake, "quality", "dq_metrics", ["feed", "rule", "violations"])
+    dup = metrics.filter(pc.and_(pc.equal(metrics["feed"], feed), pc.equal(metrics["rule"], "duplicate")))
+    return {"bronze": len(read.read_table(lake, "bronze", feed, ["offset"])),
+            "silver": len(read.read_table(lake, "silver", feed, ["entity_id"])),
+            "quarantine": len(quarantine.filter(pc.equal(quarantine["feed"], feed))),
+            "duplicates": pc.sum(dup["violations"]).as_py() or 0}
+
+
+def assert_nothing_lost(settings: Settings, produced: Counter) -> dict[str, dict[str, int]]:
+    books = {}
+    for feed, count in produced.items():
+        book = ledger(settings, feed)
+        assert book["bronze"] == count, (feed, book)
+        assert book["silver"] + book["quarantine"] + book["duplicates"] == count, (feed, book)
+        books[feed] = book
+    return books
+
+
+def test_simulated_dirty_stream_balances_exactly(make_settings, spark) -> None:  # noqa: ANN001
+    settings = make_settings()
+    messages = list(simulate.generate([f.name for f in settings.feeds], count=900, seed=11, dirty_fraction=0.25))
+    produce(settings, messages)
+    pipeline.run(settings, "all", until_idle=True, spark=spark)
+    books = assert_nothing_lost(settings, Counter(feed for feed, _ in messages))
+    assert sum(b["duplicates"] for b in books.values()) > 0, "the simulator's duplicates should be counted"
+    assert sum(b["quarantine"] for b in books.values()) > 0
+    for feed in books:
+        silver = read.read_table(settings.lakehouse_path, "silver", feed, ["entity_id", "event_time"]).to_pylist()
+        keys = Counter((r["entity_id"], r["event_time"]) for r in silver)
+        assert max(keys.values()) == 1, f"{feed}: a duplicate reached silver"
+    quarantine = read.read_table(settings.lakehouse_path, "quality", "quarantine").to_pylist()
+    assert all(r["failed_rules"] and r["reason"] and r["topic"] and r["offset"] is not None for r in quarantine)
+
+
+def test_restart_of_silver_changes_nothing(make_settings, spark) -> None:  # noqa: ANN001
+    settings = make_settings(feeds=["air_quality"])
+    messages = list(simulate.generate(["air_quality"], count=200, seed=5, dirty_fraction=0.2))
+    produce(settings, messages)
+    pipeline.run(settings, "all", until_idle=True, spark=spark)
+    before = ledger(settings, "air_quality")
+    pipeline.run(settings, "all", until_idle=True, spark=spark)
+    assert ledger(settings, "air_quality") == before
+
+
+def poison(rng: random.Random) -> bytes:
+    """One malformed message of many kinds."""
+    kinds = [
+        lambda: bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40))),
+        lambda: b'{"id": "x", "type": "AirQualityObserved", "no2": ',
+        lambda: json.dumps({"id": 7, "type": "AirQualityObserved", "no2": "lots"}).encode(),
+        lambda: b'{"id": "p", "type": "AirQualityObserved", "dateObserved": "2026-01-01T00:00:00Z", "no2": NaN}',
+        lambda: json.dumps({"id": "p", "type": "AirQualityObserved", "dateObserved": "yesterday"}).encode(),
+        lambda: json.dumps({"id": "p", "type": "AirQualityObserved", "dateObserved": "1900-01-01T00:00:00Z",
+                            "location": {"type": "Point", "coordinates": [200, 95]}}).encode(),
+        lambda: json.dumps({"id": "p", "type": "Alert", "dateObserved": "2026-01-01T00:00:00Z"}).encode(),
+        lambda: json.dumps([{"deep": [[[[[[1]]]]]]}]).encode(),
+        lambda: ("{" * 500 + "}" * 500).encode(),
+        lambda: json.dumps({"id": "p" * 100_000, "type": "AirQualityObserved"}).encode(),
+        lambda: b"",
+    ]
+    return rng.choice(kinds)()
+
+
+def test_poison_messages_are_quarantined_and_the_stream_goes_on(make_settings, spark) -> None:  # noqa: ANN001
+    settings = make_settings(feeds=["air_quality"])
+    rng = random.Random(1)
+    good = list(simulate.generate(["air_quality"], count=500, seed=2))
+    bad = [("air_quality", poison(rng)) for _ in range(1000)]
+    mixed = good + bad
+    rng.shuffle(mixed)
+    produce(settings, mixed)
+    pipeline.run(settings, "all", until_idle=True, spark=spark)
+    book = assert_nothing_lost(settings, Counter({"air_quality": 1500}))
+    assert book["quarantine"] >= 1000
+    quarantine = read.read_table(settings.lakehouse_path, "quality", "quarantine").to_pylist()
+    assert all(r["reason"] for r in quarantine)
+    silver_ids = set(read.read_table(settings.lakehouse_path, "silver", "air_quality", ["entity_id"])["entity_id"].to_pylist())
+    assert len(silver_ids) > 0 and not any(i.startswith("p") and len(i) > 50 for i in silver_ids)
+
+
+@pytest.mark.skipif(not FIWARE.is_dir(), reason="../shared/data is not beside the checkout")
+def test_fiware_examples_reach_silver(make_settings, spark) -> None:  # noqa: ANN001
+    from bigbilbao.contracts import load_contracts
+
+    contracts = load_contracts()
+    by_type = {c.entity_type: c.feed for c in contracts.values()}
+    examples = []
+    for path in sorted(FIWARE.glob("dataModel.*/*/examples/example*.json")):
+        entity = json.loads(path.read_text())
+        entity = entity[0] if isinstance(entity, list) else entity
+        if entity.get("type") in by_type:
+            examples.append((by_type[entity["type"]], json.dumps(entity).encode()))
+    feeds = sorted({feed for feed, _ in examples})
+    settings = make_settings(feeds=feeds)
+    produce(settings, examples)
+    pipeline.run(settings, "all", until_idle=True, spark=spark)
+    produced = Counter(feed for feed, _ in examples)
+    assert_nothing_lost(settings, produced)
+    quarantine = read.read_table(settings.lakehouse_path, "quality", "quarantine").to_pylist()
+    assert [(r["feed"], r["reason"]) for r in quarantine] == []
+
+
+TRAFFIC = SHARED_DATA / "bilbao_traffic_noise"
+AIR = SHARED_DATA / "air_quality_euskadi"
+
+
+@pytest.mark.skipif(not TRAFFIC.is_dir(), reason="../shared/data is not beside the checkout")
+def test_replayed_bilbao_traffic_balances_and_rules_fire(make_settings, spark) -> None:  # noqa: ANN001
+    from bigbilbao import sources
+
+    snapshot = TRAFFIC / "traffic_snapshots" / "bilbao_trafico_secciones_20260127T1500.geojson"
+    history = TRAFFIC / "bilbao_trafico_historico_20260129_20260130.csv"
+    events = [*sources.replay_events("traffic_flow", snapshot),
+              *sources.replay_events("traffic_flow", history, sections=snapshot)]
+    messages = [("traffic_flow", json.dumps(e.event).encode()) for e in events]
+    settings = make_settings(feeds=["traffic_flow"])
+    produce(settings, messages)
+    pipeline.run(settings, "all", until_idle=True, spark=spark)
+    book = assert_nothing_lost(settings, Counter({"traffic_flow": len(messages)}))
+    assert book["duplicates"] > 0, "the polled history repeats readings"
+    metrics = read.read_table(settings.lakehouse_path, "quality", "dq_metrics").to_pylist()
+    fired = Counter()
+    for row in metrics:
+        fired[row["rule"]] += row["violations"]
+    assert fired["intensity_not_negative"] >= 1 and fired["detector_silent"] > 0 and fired["stale"] > 0
+    warned = read.read_table(settings.lakehouse_path, "silver", "traffic_flow", ["dq_warnings"])["dq_warnings"]
+    assert any("detector_silent" in (w or []) for w in warned.to_pylist())
+
+
+@pytest.mark.skipif(not AIR.is_dir(), reason="../shared/data is not beside the checkout")
+def test_replayed_euskadi_air_quality_balances(make_settings, spark) -> None:  # noqa: ANN001
+    from bigbilbao import sources
+
+    events = list(sources.replay_events("air_quality", AIR / "daily_2025" / "MAZARREDO_2025_daily.csv",
+                                        stations=AIR / "estaciones_calidad_aire_euskadi_2017.csv"))
+    messages = [("air_quality", json.dumps(e.event).encode()) for e in events]
+    settings = make_settings(feeds=["air_quality"])
+    produce(settings, messages)
+    pipeline.run(settings, "all", until_idle=True, spark=spark)
+    book = assert_nothing_lost(settings, Counter({"air_quality": 365}))
+    assert book["silver"] == 365 - book["quarantine"] and book["silver"] > 300
+    silver = read.read_table(settings.lakehouse_path, "silver", "air_quality", ["event_time", "no2"]).to_pylist()
+    assert all(r["event_time"].tzinfo is not None for r in silver)
