@@ -306,6 +306,11 @@ class PolygonIndex:
                  100.0 * unique.size / (nx * ny))
         return cls(layer=layer, grid=grid, _offsets=offsets, _rank=rank)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Prepare the geometries again after unpickling (e.g. on a Spark worker): prepared state does not travel."""
+        self.__dict__.update(state)
+        shapely.prepare(self.layer.geometries)
+
     def grid_arrays(self) -> GridArrays:
         """Expose the grid (origin, cell size, shape, cell -> polygon, border candidates) for the JVM lookup."""
         return self.grid
@@ -442,3 +447,24 @@ def _largest_overlap(layer: BoundaryLayer, sensor: shapely.Geometry, fallback: i
         return fallback
     shared = measure(shapely.intersection(layer.geometries[candidates], sensor))
     return int(candidates[int(np.argmax(shared))]) if shared.max() > 0 else fallback
+
+
+def to_wkt(geoms: Iterable[Any]) -> list[str]:
+    """Full-precision WKT of geometries (shapely, GeoJSON mapping or WKT), so a stored copy rebuilds bit for bit."""
+    shapes = np.array([_sensor_geometry(geom) for geom in geoms], dtype=object)
+    return shapely.to_wkt(shapes, rounding_precision=-1).tolist() if shapes.size else []
+
+
+def layer_from_wkt(
+    name: str, codes: Sequence[str], names: Sequence[str], parents: Sequence[str | None], wkts: Sequence[str]
+) -> BoundaryLayer:
+    """Rebuild a stored layer from WKT rows through `build_layer`, so it is validated and hashed like a file."""
+    raws = []
+    for position, (code, title, parent, wkt) in enumerate(zip(codes, names, parents, wkts, strict=True)):
+        try:
+            geometry = shapely.geometry.mapping(shapely.from_wkt(wkt))
+        except (shapely.errors.ShapelyError, ValueError, TypeError) as exc:
+            message = f"stored geometry of {name!r} code {code!r} is unreadable WKT: {exc}"
+            raise BoundaryError(message) from exc
+        raws.append(RawFeature(f"row #{position}", {"code": code, "name": title, "parent": parent}, geometry))
+    return build_layer(name, raws, id_field="code", name_field="name", parent_field="parent")
