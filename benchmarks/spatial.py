@@ -152,8 +152,9 @@ def sedona_setup() -> tuple[Path, dict]:
     stamp = SEDONA_JARS / ".resolved"
     if not stamp.is_file() or stamp.read_text() != artifact:
         shutil.rmtree(SEDONA_JARS, ignore_errors=True)
-        _check(["mvn", "-B", "-q", "-f", str(SEDONA_POM), "dependency:copy-dependencies", f"-Dsedona.spark={spark_line}",
-                f"-Dsedona.version={version}", f"-DoutputDirectory={SEDONA_JARS}", "-DincludeScope=runtime"])
+        _check(["mvn", "-B", "-q", "-f", str(SEDONA_POM), "dependency:copy-dependencies",
+                f"-Dsedona.spark={spark_line}", f"-Dsedona.version={version}", f"-DoutputDirectory={SEDONA_JARS}",
+                "-DincludeScope=runtime"])
         stamp.write_text(artifact)
     python = SEDONA_VENV / "bin" / "python"
     if not python.exists():
@@ -232,7 +233,8 @@ def main() -> None:
         result["load_average"] = {"start": list(load_start), "end": list(os.getloadavg())}
         RESULT.parent.mkdir(parents=True, exist_ok=True)
         RESULT.write_text(json.dumps(result, indent=2) + "\n")
-        progress(f"wrote {RESULT.relative_to(ROOT)}: {json.dumps(result['ratios'])} {json.dumps(result['ratios_by_cpu'])}")
+        progress(f"wrote {RESULT.relative_to(ROOT)}: wall {json.dumps(result['ratios'])}")
+        progress(f"per CPU second: {json.dumps(result['ratios_by_cpu'])}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -6,7 +6,8 @@ the gold input contract in `bigbilbao.scorecard` (module docstring), in contract
 ignores extra columns). Conventions:
 
 - Area codes: silver's 'outside' (no polygon) and 'unlocated' (no usable coordinates) become null,
-  which the scorecard counts for the city only.
+  which the scorecard counts for the city only; so do all rows of a silver table written without
+  spatial enrichment (no district_code, barrio_code, boundary_version columns).
 - Stale rows (rule `stale` in dq_warnings: a sensor repeating a years-old reading) are not KPI
   inputs: they are left out of gold_hourly and gold_events. gold_quality still counts them, because
   they are silver rows and data-quality KPIs measure the data itself.
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 STALE_RULE = "stale"
 NOT_AN_AREA = ("outside", "unlocated")
 NUMERIC_TYPES = ("double", "long")
+AREA_COLUMNS = ("district_code", "barrio_code", "boundary_version")
 _AREA = [T.StructField("district_code", T.StringType()), T.StructField("barrio_code", T.StringType())]
 HOURLY_SCHEMA = T.StructType([
     T.StructField("feed", T.StringType()), T.StructField("field", T.StringType()),
@@ -95,6 +97,12 @@ def hour_of(column: Column) -> Column:
     return F.timestamp_seconds(F.floor(F.unix_micros(column) / F.lit(3_600_000_000)) * F.lit(3600))
 
 
+def located(silver: DataFrame) -> DataFrame:
+    """Silver rows with the enrichment's area columns, null where the table was written without enrichment."""
+    missing = [name for name in AREA_COLUMNS if name not in silver.columns]
+    return silver.withColumns({name: F.lit(None).cast("string") for name in missing}) if missing else silver
+
+
 def area_code(name: str) -> Column:
     """A silver area code as a gold one: 'outside' and 'unlocated' are no area (null)."""
     return F.when(F.col(name).isin(*NOT_AN_AREA), F.lit(None).cast("string")).otherwise(F.col(name).cast("string"))
@@ -139,7 +147,7 @@ def field_values(silver: DataFrame, contract: Contract, fields: Iterable[str]) -
         cells = [F.struct(F.lit(None).cast("string").alias("field"), F.lit(False).alias("present"),
                           F.lit(None).cast("double").alias("value"))]
     return (
-        kpi_rows(silver)
+        kpi_rows(located(silver))
         .select(F.lit(contract.feed).alias("feed"), F.col("entity_id"), F.col(EVENT_TIME),
                 area_code("district_code").alias("district_code"), area_code("barrio_code").alias("barrio_code"),
                 F.col("boundary_version").cast("string").alias("boundary_version"),
@@ -180,7 +188,7 @@ def events(silver: DataFrame, contract: Contract, fields: Iterable[str]) -> Data
 def quality(silver: DataFrame, quarantine: DataFrame) -> DataFrame:
     """gold_quality: valid rows and lag per event-time hour and area; quarantined rows per arrival hour, city only."""
     lag = (F.unix_micros(F.col("ingested_at")) - F.unix_micros(F.col(EVENT_TIME))) / F.lit(1e6)
-    valid = silver.select(
+    valid = located(silver).select(
         F.col("feed"), area_code("district_code").alias("district_code"), area_code("barrio_code").alias("barrio_code"),
         hour_of(F.col(EVENT_TIME)).alias("hour_start"), F.lit(1).alias("valid"), F.lit(0).alias("quarantined"),
         lag.cast("double").alias("lag"),

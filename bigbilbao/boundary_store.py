@@ -276,8 +276,9 @@ def _fetch(url: str, target: Path, required: bool) -> None:
     """Download one file; a missing optional sidecar (.prj, .cpg) is not an error."""
     log.info("downloading %s", url)
     try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, target.open("wb") as out:  # noqa: S310
-            shutil.copyfileobj(response, out)
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310 - http(s) only
+            with target.open("wb") as out:
+                shutil.copyfileobj(response, out)
     except OSError as exc:
         target.unlink(missing_ok=True)
         if required:
@@ -298,7 +299,8 @@ def _unzip(archive: Path, folder: Path) -> Path:
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
-            message = f"archive {archive.name!r} holds several layers ({[p.name for p in found]}); unpack it and pass one"
+            names = [p.name for p in found]
+            message = f"archive {archive.name!r} holds several layers ({names}); unpack it and pass one"
             raise BoundaryError(message)
     message = f"archive {archive.name!r} holds no Shapefile or GeoJSON"
     raise BoundaryError(message)

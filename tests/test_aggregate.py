@@ -156,6 +156,10 @@ def test_events_and_quality_by_hand(spark, contracts) -> None:
     # district 3: E1 and E2, each written 120 s after its event -> lag 240; E3 (district 1) counts: it is in silver.
     # Two quarantined rows arriving 09:15 and (no Kafka time) 09:45 -> the city-only row of 09:00.
     assert quality == {("3", 2, 0, 240.0), ("1", 1, 0, 120.0), (None, 0, 2, 0.0)}
+    bare = frame.drop("district_code", "district_name", "barrio_code", "barrio_name", "boundary_version")
+    columns = ("district_code", "n_valid", "n_quarantined", "lag_sum_s")
+    unlocated = [tuple(r) for r in aggregate.quality(bare, quarantine).select(*columns).collect()]
+    assert unlocated == [(None, 3, 2, 360.0)]  # silver without spatial enrichment: every row counts for the city only
 
 
 def test_alerts_for_o3_above_180_and_three_hours_of_no2_above_400(spark) -> None:

@@ -66,7 +66,8 @@ def _tricky_points(city: CityIndex, count: int) -> tuple[np.ndarray, np.ndarray]
     """Random points over and around the city plus every vertex, edge points and their float neighbours."""
     rng = np.random.default_rng(20260212)
     lon0, lat0, lon1, lat1 = city.barrios.layer.bounds
-    random = np.column_stack([rng.uniform(lon0 - 0.01, lon1 + 0.01, count), rng.uniform(lat0 - 0.01, lat1 + 0.01, count)])
+    random = np.column_stack([rng.uniform(lon0 - 0.01, lon1 + 0.01, count),
+                              rng.uniform(lat0 - 0.01, lat1 + 0.01, count)])
     geometries = np.concatenate([city.barrios.layer.geometries, city.districts.layer.geometries])
     vertices = np.unique(shapely.get_coordinates(geometries), axis=0)
     rings = [shapely.get_coordinates(r) for r in shapely.get_rings(shapely.get_parts(geometries))]
@@ -193,14 +194,15 @@ def test_tables_open_in_spark_and_in_duckdb(spark, lakehouse, city):
     assert boundaries.groupBy("layer").count().orderBy("layer").collect() == [("barrios", 46), ("districts", 8)]
     script = ("import sys, json; from pathlib import Path; from bigbilbao.read import duckdb_connection; "
               "con = duckdb_connection(Path(sys.argv[1])); "
-              "print(json.dumps([con.execute('SELECT layer, count(*), any_value(typeof(valid_from)) FROM reference_boundaries "
-              "GROUP BY layer ORDER BY layer').fetchall(), con.execute('SELECT district_name, barrio_code FROM "
-              "reference_sensors').fetchall()]))")
+              "print(json.dumps([con.execute('SELECT layer, count(*), any_value(typeof(valid_from)) "
+              "FROM reference_boundaries GROUP BY layer ORDER BY layer').fetchall(), "
+              "con.execute('SELECT district_name, barrio_code FROM reference_sensors').fetchall()]))")
     done = subprocess.run([sys.executable, "-c", script, str(lakehouse)], capture_output=True, text=True, timeout=120,
                           check=False)
     assert done.returncode == 0, done.stderr
     counts, sensors = json.loads(done.stdout)
-    assert [row[:2] for row in counts] == [["barrios", 46], ["districts", 8]] and counts[0][2] == "TIMESTAMP WITH TIME ZONE"
+    assert [row[:2] for row in counts] == [["barrios", 46], ["districts", 8]]
+    assert counts[0][2] == "TIMESTAMP WITH TIME ZONE"
     assert sensors == [["Ibaiondo", city.barrios.layer.codes[city.barrios.assign([-2.9235], [43.2625])[0]]]]
 
 
