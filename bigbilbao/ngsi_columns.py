@@ -6,9 +6,10 @@ per attribute type, `object`-only relationships, multi-attribute lists (the inst
 datasetId), `geo:point` strings and JSON-LD `{"@value": ...}` literals (at the top of a value; nested
 literals are kept). Values stay VARIANT, so rules can tell a number from a numeric string or a boolean.
 
-`with_key_values` works in stages: each select materialises small expressions that the next reads by
-reference (`ref`). Nesting the helpers instead would copy sub-expressions many times over and make the
-generated code too large to compile.
+The attributes a contract reads live in one map column, ATTRIBUTES (name -> struct of staged values),
+which each `Stages.step` extends with `transform_values`. One expression thus serves every attribute:
+per-attribute columns would multiply the generated code past the JVM's 64 KB method limit. Each step
+reads the previous step's fields by reference, so no sub-expression is evaluated twice.
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ from bigbilbao.values import kind, py_float
 
 logger = logging.getLogger(__name__)
 
-
 ATTRIBUTES = "__attributes"  # map: attribute name -> struct of its staged values
 
 
 def column_name(role: str, name: str) -> str:
-    """Name of the staged column `role` of attribute `name`, e.g. `__kv__no2`."""
+    """Name of a staged top-level column `role` of `name`, e.g. `__ts__@event_time`."""
     return f"__{role}__{name}"
 
 
@@ -177,23 +177,33 @@ class Stages:
 
 @functools.lru_cache(maxsize=1)
 def _flattening() -> Stages:
-    """The contract-independent steps of `key_value_stages`, built once per process."""
+    """The contract-independent steps of `key_value_stages`, built once per process.
+
+    Scalars (keyValues values) skip the NGSI steps: every step tests `nested` first, as variant access is costly.
+    """
     stages = Stages()
     stages.fields = ["raw"]
     entity = lambda name: name.isin(sorted(ngsi.ENTITY_MEMBERS))  # noqa: E731  id and type stay as sent
-    stages.step(lambda name, s: {"multi": ~entity(name) & _multi(s["raw"])})
-    stages.step(lambda _, s: {"inst": F.when(s["multi"], _default(s["raw"])).otherwise(s["raw"])}, ["multi"])
-    stages.step(lambda name, s: {"keys": F.when(~entity(name), keys(s["inst"])),
-                                 "tname": text_at(s["inst"], "$['type']"), "untyped": absent(s["inst"], "type")})
+    stages.step(lambda _, s: {"rawkind": kind(s["raw"])})
+    stages.step(lambda name, s: {
+        "nested": ~entity(name) & F.coalesce(s["rawkind"].rlike("^(OBJECT|ARRAY)"), F.lit(False)),
+        "multi": ~entity(name) & F.coalesce(s["rawkind"].startswith("ARRAY"), F.lit(False)) & _multi(s["raw"])})
+    stages.step(lambda _, s: {"inst": F.when(s["multi"], _default(s["raw"])).otherwise(s["raw"])},
+                ["rawkind", "nested", "multi"])
+    stages.step(lambda _, s: {"keys": F.when(s["nested"], keys(s["inst"])),
+                              "tname": F.when(s["nested"], text_at(s["inst"], "$['type']")),
+                              "untyped": ~s["nested"] | absent(s["inst"], "type")})
     stages.step(lambda _, s: {
         "norm": is_normalized(s["keys"], s["tname"], s["untyped"]),
         "objectonly": F.coalesce(F.array_contains(s["keys"], "object") & ~F.array_contains(s["keys"], "value"),
-                                 F.lit(False))}, ["multi", "inst", "tname"])
-    stages.step(lambda _, s: {"member": _member(s)})
-    stages.step(lambda _, s: {"plain": _plain(s)})
-    stages.step(lambda _, s: {"flat": _flat(s), "unitcode": _unit(s)}, [])
-    stages.step(lambda _, s: {"kv": F.when(~F.is_variant_null(s["flat"]), s["flat"])}, ["unitcode"])
-    stages.step(lambda _, s: {"kind": kind(s["kv"])})
+                                 F.lit(False))}, ["rawkind", "multi", "inst", "tname"])
+    stages.step(lambda _, s: {"member": F.when(s["norm"], _member(s))})
+    stages.step(lambda _, s: {"plain": F.when(s["norm"], _plain(s))})
+    stages.step(lambda _, s: {"flat": _flat(s), "unitcode": F.when(s["norm"], _unit(s))}, ["rawkind", "norm"])
+    stages.step(lambda _, s: {"kv": F.when(~F.is_variant_null(s["flat"]), s["flat"])},
+                ["rawkind", "norm", "unitcode"])
+    stages.step(lambda _, s: {"kind": F.when(s["kv"].isNull(), F.lit(None).cast("string"))
+                              .when(s["norm"], kind(s["kv"])).otherwise(s["rawkind"])}, ["kv", "unitcode"])
     return stages
 
 

@@ -1,13 +1,14 @@
-"""Silver semantics of a feed contract on one feed's bronze rows: event time, rule verdicts, quarantine, metrics, silver.
+"""A feed contract's silver semantics on one feed's bronze rows: event time, verdicts, quarantine, metrics, silver.
 
 `judge` adds the event time and, per row, the names of the broken rules by action (`dq_quarantine`,
-`dq_warnings`, `dq_fail`) with a readable `dq_reason`; its verdicts are those of the reference
-`rules.check_event(contract, ngsi.to_key_values(json.loads(payload)), now=kafka_timestamp)`. Besides
-the contract's rules there are two quarantine rules: `parse_error` (bronze could not parse the
-message) and `unknown_unit` (a value came in a unit the contract does not declare). `split` sends rows
-that broke a quarantine or fail rule to the quarantine table, `rule_counts` gives per-batch metrics,
-and `to_silver` selects the silver contract: typed values in canonical units, personal data pseudonymised.
-Everything is built-in Spark expressions (no Python UDF); see `ngsi_columns`, `rule_columns`, `canonical`.
+`dq_warnings`, `dq_fail`, sorted) with a readable `dq_reason`; its verdicts are those of the reference
+`rules.check_event(contract, ngsi.to_key_values(json.loads(payload)), now=kafka_timestamp)` for every
+message whose payload is a JSON object. Two quarantine rules come on top of the contract's:
+`parse_error` (bronze could not parse the message) and `unknown_unit` (a value came in a unit the
+contract does not declare). `split` sends rows that broke a quarantine or fail rule to quarantine,
+`rule_counts` gives per-batch metrics and `to_silver` selects the silver contract: typed values in
+canonical units, personal data pseudonymised. Everything is built-in Spark expressions, no Python UDF
+(see `ngsi_columns`, `values`, `rule_columns`, `canonical`, `timeparse`, `privacy`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from bigbilbao import ingest, ngsi
+from bigbilbao import ingest
 from bigbilbao import values as V
 from bigbilbao.canonical import UNKNOWN_UNIT, typed, unit_key, unknown_unit
 from bigbilbao.contracts import Contract
@@ -31,9 +32,20 @@ from bigbilbao.timeparse import instant_parts, to_utc
 logger = logging.getLogger(__name__)
 
 PARSE_ERROR = "parse_error"
+BRONZE = "__bronze"
 ACTION_COLUMNS = {"quarantine": "dq_quarantine", "warn": "dq_warnings", "fail": "dq_fail"}
 QUARANTINE_COLUMNS = ["feed", "topic", "partition", "offset", "kafka_timestamp", "payload", "payload_bytes",
                       "failed_rules", "reason", "ingested_at", "quarantined_at"]
+
+
+def _bronze_columns(contract: Contract) -> list[str]:
+    """The bronze columns judge passes through."""
+    return [*ingest.LINEAGE_COLUMNS, *ingest.PARSE_COLUMNS, *contract.field_names]
+
+
+def _bronze(name: str) -> Column:
+    """A bronze column; they travel packed in one struct, so each stage copies one value instead of dozens."""
+    return F.col(f"{BRONZE}.`{name}`")
 
 
 def _any(columns: list[Column]) -> Column:
@@ -45,8 +57,8 @@ def _attributes(stages: Stages, contract: Contract) -> None:
     """The payload as VARIANT (JSON objects in valid UTF-8 only); per attribute its keyValues value and facts."""
     times = sorted(time_names(contract))
     numbers, texts = sorted(number_names(contract)), sorted(text_names(contract))
-    stages.add({"__json": F.try_parse_json("payload")})
-    stages.add({"__doc": F.when(F.col("payload_bytes").isNull() & is_object(F.col("__json")), F.col("__json"))})
+    stages.add({"__json": F.try_parse_json(_bronze("payload"))})
+    stages.add({"__doc": F.when(_bronze("payload_bytes").isNull() & is_object(F.col("__json")), F.col("__json"))})
     key_value_stages(stages, F.col("__doc"), sorted(value_names(contract) | set(times)))
     stages.step(lambda name, s: {
         "present": V.present(s["kv"], s["kind"]), "unit": unit_key(s["unitcode"]),
@@ -71,7 +83,7 @@ def _event_and_location(stages: Stages, contract: Contract) -> None:
     stages.add({
         column_name("ts", EVENT): _first("ts", contract),
         column_name("present", EVENT): _any([fact("present", t) for t in contract.time_fields]),
-        column_name("num", NOW): F.unix_micros("kafka_timestamp"),
+        column_name("num", NOW): F.unix_micros(_bronze("kafka_timestamp")),
         column_name("geom", location): V.geometry(fact("kv", location), fact("kind", location)),
     })
     geometry = ref("geom", location)
@@ -86,11 +98,12 @@ def _event_and_location(stages: Stages, contract: Contract) -> None:
 def _checks(contract: Contract) -> list[tuple[str, str, Column, Column]]:
     """(name, action, violated, detail) of every rule, including parse_error and unknown_unit, sorted by name."""
     judged = F.col("__doc").isNotNull()
-    units = {n: unknown_unit(spec, fact("unit", n), fact("kind", n), fact("num", n)) for n, spec in contract.fields.items()}
+    units = {n: unknown_unit(spec, fact("unit", n), fact("kind", n), fact("num", n))
+             for n, spec in contract.fields.items()}
     unit_detail = F.concat_ws(", ", *[F.when(bad, F.concat(F.lit(f"{n} in "), fact("unit", n)))
                                       for n, bad in units.items()])
     checks = [
-        (PARSE_ERROR, "quarantine", ~F.col("parse_ok"), F.coalesce(F.col("parse_error"), F.lit("unparseable"))),
+        (PARSE_ERROR, "quarantine", ~_bronze("parse_ok"), F.coalesce(_bronze("parse_error"), F.lit("unparseable"))),
         (UNKNOWN_UNIT, "quarantine", judged & _any(list(units.values())),
          F.concat(unit_detail, F.lit(" (undeclared unit)"))),
     ]
@@ -107,7 +120,8 @@ def _verdicts(checks: list[tuple[str, str, Column, Column]]) -> dict[str, Column
         names = [F.when(F.col(f"`__broken__{name}`"), F.lit(name)) for name, act, _, _ in checks if act == action]
         arrays[column] = (F.filter(F.array(*names), lambda name: name.isNotNull()) if names
                           else F.array().cast("array<string>"))
-    reasons = [F.when(F.col(f"`__broken__{name}`"), F.concat(F.lit(f"{name} ({action}): "), F.col(f"`__detail__{name}`")))
+    reasons = [F.when(F.col(f"`__broken__{name}`"),
+                      F.concat(F.lit(f"{name} ({action}): "), F.col(f"`__detail__{name}`")))
                for name, action, _, _ in checks]
     return {**arrays, "dq_reason": F.concat_ws("; ", *reasons)}
 
@@ -121,7 +135,7 @@ def _plan(contract: Contract) -> tuple[Stages, tuple[Column, ...]]:
     checks = _checks(contract)
     stages.add({**{f"__broken__{name}": violated for name, _, violated, _ in checks},
                 **{f"__detail__{name}": detail for name, _, _, detail in checks}})
-    output = (*[F.col(c) for c in (*ingest.LINEAGE_COLUMNS, *ingest.PARSE_COLUMNS, *contract.field_names)],
+    output = (*[_bronze(c).alias(c) for c in _bronze_columns(contract)],
               ref("ts", EVENT).alias("event_time"),
               *[column.alias(name) for name, column in _verdicts(checks).items()],
               _canonical(contract).alias("canonical"))
@@ -131,7 +145,7 @@ def _plan(contract: Contract) -> tuple[Stages, tuple[Column, ...]]:
 def judge(bronze_df: DataFrame, contract: Contract) -> DataFrame:
     """Bronze rows plus event_time, sorted broken-rule names per action, dq_reason and the `canonical` silver values."""
     stages, output = _plan(contract)
-    bronze = bronze_df.select(*ingest.LINEAGE_COLUMNS, *ingest.PARSE_COLUMNS, *contract.field_names)
+    bronze = bronze_df.select(F.struct(*_bronze_columns(contract)).alias(BRONZE))
     return stages.apply(bronze).select(*output)
 
 
@@ -185,10 +199,10 @@ def rule_counts(judged: DataFrame, contract: Contract | None = None) -> DataFram
 
 def raise_on_fail(judged: DataFrame, sample: int = 3) -> None:
     """Stop the stream when a row broke a `fail` rule (a contract-level breakage), naming rules and offsets."""
-    failed = judged.filter(F.size("dq_fail") > 0).select("feed", "partition", "offset", "dq_reason").limit(sample)
-    rows = failed.collect()
+    failed = judged.filter(F.size("dq_fail") > 0).select("feed", "partition", "offset", "dq_reason")
+    rows = failed.limit(sample).collect()
     if rows:
-        where = ", ".join(f"partition {r['partition']} offset {r['offset']}: {r['dq_reason']}" for r in rows)
+        where = "; ".join(f"partition {r['partition']} offset {r['offset']}: {r['dq_reason']}" for r in rows)
         message = f"Feed {rows[0]['feed']!r} broke a fail rule; fix the producer or the contract ({where})."
         raise PipelineError(message)
 
@@ -196,8 +210,8 @@ def raise_on_fail(judged: DataFrame, sample: int = 3) -> None:
 def to_silver(valid_df: DataFrame, contract: Contract, key: bytes) -> DataFrame:
     """The silver contract: typed values in canonical units, personal fields as keyed HMAC-SHA256 pseudonyms."""
     private = set(contract.pseudonymised_fields())
-    fields = [hmac_sha256_hex(F.col(f"canonical.`{n}`"), key).alias(n) if n in private else F.col(f"canonical.`{n}`")
-              for n in contract.field_names]
+    values = {n: F.col(f"canonical.`{n}`") for n in contract.field_names}
+    fields = [hmac_sha256_hex(value, key).alias(n) if n in private else value.alias(n) for n, value in values.items()]
     return valid_df.select(
         "feed", "entity_id", "entity_type", "event_time",
         F.col("canonical.lon").alias("lon"), F.col("canonical.lat").alias("lat"),

@@ -1,10 +1,11 @@
-"""Each contract rule as a Spark boolean "violated" expression and a readable detail, with `rules.check_event` semantics.
+"""Each contract rule as a Spark "violated" expression plus a readable detail, with `rules.check_event` semantics.
 
-The expressions read per-attribute values that `quality.judge` materialises first, named by `ref(role, name)`:
-`kv` (the keyValues value as VARIANT), `kind` (its JSON type), `present`, `num` (`rules._number`), `text`
-(Python's str()), `ts` (the time parsed to UTC; null when unparseable) and, for the location,
-`positions`, `geojson_ok`. The pseudo-name `EVENT` holds the event time. Only presence checks fire on
-a missing value; a present time that cannot be parsed breaks every time check that reads it.
+Rules read values that `quality.judge` stages first, through `fact(role, name)`: per attribute (in
+ATTRIBUTES) `kv` (the keyValues value as VARIANT), `kind` (its JSON type), `present`, `num`
+(`rules._number`), `text` (Python's str()), `ts` (the time in UTC, null when unparseable); for the
+location `positions` and `geojson_ok`; and the pseudo-names EVENT (the event time) and NOW (the Kafka
+timestamp in microseconds). Only presence checks fire on a missing value; a present time that cannot be
+parsed breaks every time check that reads it.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def _required(rule: Rule) -> tuple[Column, Column]:
 def _required_any(rule: Rule) -> tuple[Column, Column]:
     """None of the fields is present."""
     present = [fact("present", name) for name in rule.fields]
-    return ~F.greatest(*present) if len(present) > 1 else ~present[0], F.lit(f"none of {list(rule.fields)} present")
+    anything = F.greatest(*present) if len(present) > 1 else present[0]
+    return ~anything, F.lit(f"none of {list(rule.fields)} present")
 
 
 def _not_all_zero(rule: Rule) -> tuple[Column, Column]:
@@ -71,8 +73,9 @@ def _range(rule: Rule) -> tuple[Column, Column]:
     if rule.max is not None:
         outside = outside | (number > F.lit(float(rule.max)))
     violated = number.isNull() | (~F.isnan(number) & outside)
-    detail = F.when(number.isNull(), F.concat(F.lit(f"{name}="), fact("text", name), F.lit(" is not a number"))).otherwise(
-        F.concat(F.lit(f"{name}="), fact("text", name), F.lit(f" outside [{_fmt(rule.min)}, {_fmt(rule.max)}]")))
+    value = F.concat(F.lit(f"{name}="), fact("text", name))
+    detail = F.when(number.isNull(), F.concat(value, F.lit(" is not a number"))).otherwise(
+        F.concat(value, F.lit(f" outside [{_fmt(rule.min)}, {_fmt(rule.max)}]")))
     return fact("present", name) & violated, detail
 
 
@@ -165,11 +168,16 @@ def violation(rule: Rule, contract: Contract) -> tuple[Column, Column]:
 
 
 def value_names(contract: Contract) -> set[str]:
-    """Attributes whose values rules read as they arrived (time checks read `time_names` instead)."""
+    """Attributes whose values rules read as they arrived (time checks read `time_names` instead).
+
+    `rule.fields` are read literally, as the reference does: `event_time` there is an attribute of that name.
+    """
     names = {contract.id_field, contract.location_field, "type", *contract.field_names}
     for rule in contract.rules:
         if rule.check not in TIME_CHECKS:
-            names |= {n for n in (rule.field, *rule.fields) if n is not None and n != EVENT_TIME}
+            names |= set(rule.fields)
+            if rule.field not in (None, EVENT_TIME):
+                names.add(rule.field)
     return names
 
 

@@ -2,7 +2,7 @@
 
 Presence (`None` and "" are absent), numbers (`float()` of numbers and numeric strings, booleans
 excluded), `str()` for patterns, and the positions of a GeoJSON geometry. Arguments that are read
-more than once should be column references (see `ngsi_columns.stage`).
+more than once should be column or struct-field references (see `ngsi_columns.Stages`), not expressions.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ POSITIONS = "array<struct<lon: double, lat: double>>"
 
 
 def kind(value: Column) -> Column:
-    """Spark's name of a VARIANT's JSON type: STRING, BIGINT, DECIMAL(p,s), DOUBLE, BOOLEAN, VOID (null), OBJECT<...>."""
+    """Spark's name of a VARIANT's JSON type: STRING, BIGINT, DECIMAL(p,s), DOUBLE, BOOLEAN, VOID, OBJECT<..>..."""
     return F.schema_of_variant(value)
 
 

@@ -18,7 +18,7 @@ from bigbilbao import simulate
 from bigbilbao.contracts import Contract, FieldSpec
 from bigbilbao.errors import ContractError
 from bigbilbao.ngsi import parse_datetime, to_key_values, to_normalized_v2, unit_codes
-from bigbilbao.rules import _number, check_event
+from bigbilbao.rules import _number, _positions, check_event
 
 BASE = datetime(2026, 3, 28, 22, 0, tzinfo=timezone.utc)  # the streams cross Madrid's switch to summer time
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -26,8 +26,8 @@ ODD_VALUES: list[Any] = [
     "", None, "12", " 7.5 ", "1_000", "nan", "-inf", "abc", True, False, [1, 2], {"a": 1}, "١٢", -0.0, 0, 0.0,
     1e308, 12.5, -3, 250, 1e-5, 34600123456, "AA:BB:CC:DD:EE:FF", "+34600123456", "working", "onRoute", "medical",
     "2026-03-29T02:30:00", "2026-03-29 01:30:00.123456789", "2026-03-28T23:59:59.5+01:00", "2026-03-28",
-    "2026-03-28T20:00:00Z/2026-03-28T21:00:00+0100", "2026-02-30T10:00:00Z", "2026-03-28T24:00:00", " 2026-03-28T21:00Z ",
-    "2026-03-28T22:00:00+01:99", 20260328, "2016-05-01T10:00:00",
+    "2026-03-28T20:00:00Z/2026-03-28T21:00:00+0100", "2026-02-30T10:00:00Z", "2026-03-28T24:00:00",
+    " 2026-03-28T21:00Z ", "2026-03-28T22:00:00+01:99", 20260328, "2016-05-01T10:00:00",
 ]
 ODD_LOCATIONS: list[Any] = [
     {"type": "LineString", "coordinates": [[-2.93, 43.26], [-2.94, 43.27]]},
@@ -39,7 +39,8 @@ ODD_LOCATIONS: list[Any] = [
     '{"type": "Point", "coordinates": [-2.93, 43.26]}', "not json", {"type": "GeometryCollection", "geometries": []},
     {"type": "Point", "coordinates": [[-2.93, 43.26]]}, {"type": "Point", "coordinates": [-2.87, 43.30]},
 ]
-ODD_UNITS = ["GQ", "GP", "mg/m3", "µg/m³", " u g / m 3", "KMH", "m/s", "P1", "%", "K", "CEL", "Wh", "MWH", "XYZ", "", 5]
+ODD_UNITS = ["GQ", "GP", "mg/m3", "µg/m³", " u g / m 3", "KMH", "m/s", "P1", "%", "K", "CEL", "Wh", "MWH", "XYZ", "",
+             5]
 
 
 def strict_json(payload: bytes | None) -> dict[str, Any] | None:
@@ -115,6 +116,20 @@ def expected_value(spec: FieldSpec, value: Any, unit: str | None, naive_timezone
     return isinstance(value, str) or value is None, value
 
 
+def expected_location(value: Any) -> tuple[Any, tuple[float | None, float | None]]:
+    """The silver geometry of a location value (a string holding JSON is parsed) and its point (lon, lat)."""
+    geometry = value
+    if isinstance(value, str):
+        try:
+            geometry = json.loads(value)
+        except ValueError:
+            return None, (None, None)
+    coordinates = geometry.get("coordinates") if isinstance(geometry, dict) else None
+    points = list(_positions(coordinates))
+    is_point = isinstance(geometry, dict) and geometry.get("type") == "Point" and points
+    return geometry, points[0] if is_point else (None, None)
+
+
 def _ld(event: dict[str, Any], rng: random.Random, units: dict[str, Any]) -> dict[str, Any]:
     """NGSI-LD normalized form: Property/GeoProperty/Relationship, DateTime literals, multi-attributes, unitCode."""
     entity: dict[str, Any] = {"@context": "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"}
@@ -131,7 +146,8 @@ def _ld(event: dict[str, Any], rng: random.Random, units: dict[str, Any]) -> dic
             if name in units:
                 entity[name]["unitCode"] = units[name]
             if rng.random() < 0.1:
-                entity[name] = [{"type": "Property", "value": "other", "datasetId": "urn:ngsi-ld:Dataset:b"}, entity[name]]
+                other = {"type": "Property", "value": "other", "datasetId": "urn:ngsi-ld:Dataset:b"}
+                entity[name] = [other, entity[name]]
     return entity
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -61,14 +62,17 @@ def judged(spark, contracts):  # noqa: ANN001, ANN201
         rows = [(feed, 0, i, cases.arrival(contract, p, rng), p) for i, p in enumerate(payloads)]
         inputs |= {(feed, offset): (payload, when) for _, _, offset, when, payload in rows}
         bronze = ingest.bronze(spark.createDataFrame(rows, KAFKA_SCHEMA), feed, contract)
-        result = quality.judge(bronze, contract)
+        result = quality.judge(bronze, contract).persist()
         silver = quality.to_silver(quality.split(result)[0], contract, KEY)
         frames.append((feed, result, silver))
-    return frames, inputs
+    yield frames, inputs
+    for _, result, _ in frames:
+        result.unpersist()
 
 
 @pytest.fixture(scope="module")
 def verdicts(judged):  # noqa: ANN001, ANN201
+    """Per (feed, offset): parse status, broken rule names per action, reason and event time, in one Spark job."""
     frames, _ = judged
     columns = ["feed", "offset", "parse_ok", "dq_quarantine", "dq_warnings", "dq_fail", "dq_reason",
                F.unix_micros("event_time").alias("event_micros")]
@@ -114,28 +118,46 @@ def test_event_time_equals_parse_datetime(verdicts, judged, contracts) -> None: 
     assert checked > len(verdicts) / 2
 
 
+def _silver_json(frames: list, contracts: dict[str, Contract]):  # noqa: ANN202
+    """Every feed's silver rows as (feed, offset, JSON of the values), in one Spark job; times as epoch micros."""
+    union = None
+    for feed, _, silver in frames:
+        values = [F.unix_micros(n).alias(n) if spec.type == "timestamp" else F.col(n)
+                  for n, spec in contracts[feed].fields.items()]
+        located = [F.unix_micros("event_time").alias("event_micros"), "lon", "lat", "location_geojson"]
+        part = silver.select("feed", "offset", F.to_json(F.struct(*values, *located)).alias("json"))
+        union = part if union is None else union.unionByName(part)
+    return [(r["feed"], r["offset"], json.loads(r["json"])) for r in union.collect()]
+
+
+def _same(got: Any, want: Any) -> bool:
+    """Equal, or both NaN, or floats equal to 12 significant digits."""
+    if isinstance(want, float) and isinstance(got, (int, float)):
+        return math.isclose(got, want, rel_tol=1e-12) or (math.isnan(want) and math.isnan(got))
+    return got == want
+
+
 def test_silver_values_are_typed_canonical_and_pseudonymised(judged, contracts) -> None:  # noqa: ANN001
     frames, inputs = judged
     compared = Counter()
-    for feed, _, silver in frames:
+    for feed, offset, row in _silver_json(frames, contracts):
         contract = contracts[feed]
-        for row in silver.select("*", F.unix_micros("event_time").alias("event_micros")).collect():
-            doc = cases.strict_json(inputs[(feed, row["offset"])][0])
-            event, units = to_key_values(doc), unit_codes(doc)
-            assert row["event_micros"] == cases.micros(contract.event_time(event))
-            for name, spec in contract.fields.items():
-                comparable, want = cases.expected_value(spec, event.get(name), units.get(name), contract.naive_timezone)
-                got = row[name]
-                if spec.pseudonymise and isinstance(want, str):
-                    want = hmac.new(KEY, want.encode(), hashlib.sha256).hexdigest()
-                if spec.type == "timestamp" and got is not None:
-                    got = cases.micros(got.replace(tzinfo=timezone.utc) if got.tzinfo is None else got)
-                if comparable:
-                    same = (got == want or (isinstance(want, float) and got is not None
-                                            and (math.isclose(got, want, rel_tol=1e-12) or math.isnan(want) and math.isnan(got))))
-                    assert same, (feed, name, event.get(name), units.get(name), got, want)
-                    compared[spec.type] += want is not None
-    assert min(compared.values()) > 10 and set(compared) == {"double", "long", "string", "boolean", "timestamp"}
+        doc = cases.strict_json(inputs[(feed, offset)][0])
+        event, units = to_key_values(doc), unit_codes(doc)
+        assert row.get("event_micros") == cases.micros(contract.event_time(event))
+        for name, spec in contract.fields.items():
+            comparable, want = cases.expected_value(spec, event.get(name), units.get(name), contract.naive_timezone)
+            if spec.pseudonymise and isinstance(want, str):
+                want = hmac.new(KEY, want.encode(), hashlib.sha256).hexdigest()
+            if comparable:
+                assert _same(row.get(name), want), (feed, name, event.get(name), units.get(name), row.get(name), want)
+                compared["pseudonym" if spec.pseudonymise else spec.type] += want is not None
+        geometry, point = cases.expected_location(event.get(contract.location_field))
+        located = json.loads(row["location_geojson"]) if "location_geojson" in row else None
+        assert located == geometry and (row.get("lon"), row.get("lat")) == point, (feed, event.get("location"))
+        compared["location"] += point != (None, None)
+    assert min(compared.values()) > 10, compared
+    assert set(compared) == {"double", "long", "string", "boolean", "timestamp", "location", "pseudonym"}
 
 
 def test_units_convert_as_declared_and_rules_judge_values_as_sent(spark, contracts) -> None:  # noqa: ANN001
@@ -187,6 +209,24 @@ def test_split_quarantine_rows_and_rule_counts(judged, verdicts, contracts) -> N
                               "kafka_timestamp", "ingested_at"]
 
 
+def test_fail_rules_stop_the_stream_and_never_reach_silver(spark, contracts) -> None:  # noqa: ANN001
+    base = contracts["traffic_flow"]
+    rules = tuple(dataclasses.replace(r, action="fail") if r.check == "entity_type" else r for r in base.rules)
+    contract = dataclasses.replace(base, rules=rules)
+    good = {"id": "tf", "type": "TrafficFlowObserved", "dateObserved": "2026-03-28T21:00:00Z", "intensity": 300,
+            "location": {"type": "Point", "coordinates": [-2.93, 43.26]}}
+    payloads = [json.dumps(good).encode(), json.dumps({**good, "type": "Vehicle"}).encode()]
+    now = datetime(2026, 3, 28, 21, 5, tzinfo=timezone.utc)
+    records = spark.createDataFrame([("tf", 0, i, now, p) for i, p in enumerate(payloads)], KAFKA_SCHEMA)
+    result = quality.judge(ingest.bronze(records, "traffic_flow", contract), contract)
+    valid, quarantined = quality.split(result)
+    assert [r["offset"] for r in valid.collect()] == [0]
+    assert [(r["offset"], r["failed_rules"]) for r in quarantined.collect()] == [(1, ["wrong_entity_type"])]
+    with pytest.raises(PipelineError, match="broke a fail rule.*offset 1"):
+        quality.raise_on_fail(result)
+    quality.raise_on_fail(valid)
+
+
 def test_time_parsing_matches_parse_datetime_on_many_formats(spark) -> None:  # noqa: ANN001
     rng = random.Random(2)
     pieces = ["2026-03-29T02:30:00", "2026-10-25T02:30:00", "2026-01-27", "2026-01-27T15:00", "2026-01-27 15:00:00,5",
@@ -194,8 +234,9 @@ def test_time_parsing_matches_parse_datetime_on_many_formats(spark) -> None:  # 
               "2026-01-27T15:00:00z", "2026-13-01", "0000-01-01", "2026-01-27T15:00:60", "2026-01-27T15:00:00+24:00",
               "2026-01-27T15:00:00 +23:59", "a/2026-01-27T15:00:00Z", "2026-01-27T15:00:00Z/", "\u3000٢٠٢٦-01-27\n"]
     texts = pieces + ["".join(rng.choice("0123456789-:T Z+./,") for _ in range(rng.randint(8, 26))) for _ in range(500)]
+    zones = ["", "Z", "+02:00", "-1130"]
     texts += [f"{rng.randint(1, 9999):04d}-{rng.randint(0, 13):02d}-{rng.randint(0, 32):02d}T{rng.randint(0, 24):02d}:"
-              f"{rng.randint(0, 60):02d}:{rng.randint(0, 60):02d}{rng.choice(['', 'Z', '+02:00', '-1130'])}" for _ in range(1500)]
+              f"{rng.randint(0, 60):02d}:{rng.randint(0, 60):02d}{rng.choice(zones)}" for _ in range(1500)]
     frame = spark.createDataFrame([(t,) for t in texts], "text string")
     for zone in ("Europe/Madrid", "America/Sao_Paulo", "UTC"):
         parsed = with_timestamps(frame, {"moment": F.col("text")}, zone).select("text", F.unix_micros("moment"))
@@ -216,7 +257,7 @@ def test_hmac_in_the_jvm_equals_python_hmac(spark) -> None:  # noqa: ANN001
         hmac_sha256_hex(F.col("m"), b"short")
 
 
-def test_every_fiware_example_of_another_type_breaks_the_entity_type_rule(verdicts, judged, contracts) -> None:  # noqa: ANN001
+def test_fiware_examples_of_other_types_break_the_entity_type_rule(verdicts, judged, contracts) -> None:  # noqa: ANN001
     models = SHARED_DATA / "fiware_smart_data_models"
     if not models.is_dir():
         pytest.skip("shared/data/fiware_smart_data_models is not present beside the repository")
@@ -226,6 +267,7 @@ def test_every_fiware_example_of_another_type_breaks_the_entity_type_rule(verdic
     for (feed, offset), row in verdicts.items():
         payload = inputs[(feed, offset)][0]
         if payload in examples and json.loads(payload)["type"] != contracts[feed].entity_type:
-            assert "wrong_entity_type" in row["dq_quarantine"] + row["dq_warnings"] + row["dq_fail"], (feed, payload[:80])
+            broken = row["dq_quarantine"] + row["dq_warnings"] + row["dq_fail"]
+            assert "wrong_entity_type" in broken, (feed, payload[:80])
             checked[feed] += 1
     assert set(checked) == set(simulate.FEEDS) and min(checked.values()) >= 60
