@@ -66,7 +66,7 @@ def read_raw_layer(path: str | Path, *, crs: str | None = None) -> RawLayer:
     if crs is not None:
         layer = RawLayer(name=layer.name, crs=crs, features=layer.features)
     if not layer.crs:
-        message = f"boundary file {source.name!r} does not say its CRS; pass crs= explicitly"
+        message = f"boundary file {source.name!r} does not say its CRS; give it with --crs (e.g. EPSG:25830)"
         raise BoundaryError(message)
     log.debug("read %d features from %s (crs %s)", len(layer.features), source.name, layer.crs[:40])
     return layer
@@ -186,22 +186,37 @@ def reproject_features(features: Sequence[RawFeature], source_crs: str) -> tuple
     try:
         source = pyproj.CRS.from_user_input(source_crs)
     except pyproj.exceptions.CRSError as exc:
-        message = f"CRS {source_crs[:80]!r} is not understood: {exc}"
+        message = f"CRS {source_crs[:80]!r} is not one pyproj knows ({exc}); give e.g. --crs EPSG:25830"
         raise BoundaryError(message) from exc
-    if source.equals(WGS84, ignore_axis_order=True):
-        return tuple(features)
     chunks: list[np.ndarray] = []
-    for feature in features:
+    owners: list[int] = []
+    for position, feature in enumerate(features):
+        before = len(chunks)
         _collect_geometry(feature.geometry, chunks, feature.label)
+        owners += [position] * (len(chunks) - before)
     if not chunks:
         return tuple(features)
     xy = np.concatenate(chunks)
+    owner = np.repeat(owners, [len(chunk) for chunk in chunks])
+    if source.equals(WGS84, ignore_axis_order=True):
+        _check_lonlat(xy[:, 0], xy[:, 1], owner, features, source)
+        return tuple(features)
     lon, lat = pyproj.Transformer.from_crs(source, WGS84, always_xy=True).transform(xy[:, 0], xy[:, 1])
-    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-        message = f"coordinates do not reproject from {source.name!r} to EPSG:4326; is the CRS right?"
-        raise BoundaryError(message)
+    _check_lonlat(lon, lat, owner, features, source)
     lonlat = iter(np.column_stack([lon, lat]).tolist())
     return tuple(_with_coordinates(feature, lonlat) for feature in features)
+
+
+def _check_lonlat(lon: np.ndarray, lat: np.ndarray, owner: np.ndarray, features: Sequence[RawFeature],
+                  source: pyproj.CRS) -> None:
+    """Reject positions that are not lon/lat after reprojection: the file's CRS is wrong or missing."""
+    bad = np.flatnonzero(~(np.isfinite(lon) & np.isfinite(lat) & (np.abs(lon) <= 180) & (np.abs(lat) <= 90)))
+    if bad.size:
+        first = int(bad[0])
+        message = (f"{features[int(owner[first])].label} has a position that is not longitude/latitude when read as "
+                   f"{source.name!r} (it becomes {lon[first]:.6g}, {lat[first]:.6g}), so that CRS is wrong; "
+                   "give the file's real CRS, e.g. --crs EPSG:25830")
+        raise BoundaryError(message)
 
 
 def _collect_geometry(geometry: Mapping[str, Any] | None, chunks: list[np.ndarray], label: str) -> None:

@@ -11,13 +11,7 @@ Importing the layer's current version again is a no-op; importing an older versi
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
-import urllib.parse
-import urllib.request
-import zipfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
@@ -26,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bigbilbao import boundary_files
 from bigbilbao.boundaries import (
     EUSTAT_BILBAO_WHERE,
     RawFeature,
@@ -51,8 +46,6 @@ EUSTAT_BARRIO_FIELDS = {  # EUSTAT's Basque barrio Shapefile: keep Bilbao, deriv
     "where": EUSTAT_BILBAO_WHERE,
 }
 DEMO_SOURCE = "bigbilbao/resources/demo_districts.geojson"
-DOWNLOAD_TIMEOUT_S = 120
-SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg")
 SCHEMA = pa.schema([
     pa.field("layer", pa.string(), nullable=False),
     pa.field("version", pa.string(), nullable=False),
@@ -74,7 +67,7 @@ def boundaries_path(lakehouse: Path) -> Path:
 def import_layer(
     lakehouse: Path,
     path_or_url: str | Path,
-    layer: str,
+    layer: str | None,
     id_field: str | None = None,
     name_field: str | None = None,
     parent_field: ParentSpec = None,
@@ -82,16 +75,25 @@ def import_layer(
     crs: str | None = None,
     *,
     source: str | None = None,
+    configured: Mapping[str, Mapping[str, str | None]] | None = None,
 ) -> str:
     """Import a GeoJSON, Shapefile or zipped Shapefile (path or http(s) URL) as the layer's current version.
 
-    Without `id_field` the fields are guessed: the documented GeoJSON names (DEFAULT_FIELDS), else EUSTAT's
-    barrio Shapefile (BAR_BARR, filtered to Bilbao, district from the code's first digit). Returns the version.
+    Fields not given come from `configured` (layer -> {id_field, name_field, parent_field}, the settings), else
+    are recognised: the documented GeoJSON names (DEFAULT_FIELDS) or EUSTAT's barrio Shapefile (BAR_BARR,
+    filtered to Bilbao, district from the code's first digit). Without `layer` it is recognised the same way.
+    Returns the version.
     """
-    _check_layer(layer)
-    with _local_file(str(path_or_url)) as path:
+    if layer is not None:
+        _check_layer(layer)
+    with boundary_files.local_file(str(path_or_url)) as path:
         raw = read_raw_layer(path, crs=crs)
-        fields = _fields(layer, raw.features, id_field, name_field, parent_field, where)
+        keys = set(raw.features[0].properties) if raw.features else set()
+        layer = layer or _guess_layer(Path(path).name, keys, configured or {})
+        setting = (configured or {}).get(layer) or {}
+        given = {"id_field": id_field, "name_field": name_field, "parent_field": parent_field}
+        given = {key: setting.get(key) if value is None else value for key, value in given.items()}
+        fields = _fields(layer, keys, **given, where=where)
         chosen = select_features(raw.features, fields["where"])
         if not chosen:
             message = f"no feature of {Path(path).name!r} matches {dict(fields['where'] or {})}"
@@ -100,13 +102,25 @@ def import_layer(
                             parent_field=fields["parent_field"], source_crs=raw.crs)
     approximate = {code_of(f.properties.get(fields["id_field"]), f.label): f.properties.get("approximate") is True
                    for f in chosen}
-    return _append(lakehouse, built, approximate, source or _source_label(path_or_url))
+    return _append(lakehouse, built, approximate, source or boundary_files.source_label(path_or_url))
 
 
-def _fields(layer: str, features: Sequence[RawFeature], id_field: str | None, name_field: str | None,
+def _guess_layer(name: str, keys: set[str], configured: Mapping[str, Mapping[str, str | None]]) -> str:
+    """Recognise the layer by its code property: configured id fields first, then the known presets."""
+    matches = [layer for layer in LAYERS if (configured.get(layer) or {}).get("id_field") in keys]
+    if len(matches) == 1:
+        return matches[0]
+    if DEFAULT_FIELDS["barrios"]["id_field"] in keys or EUSTAT_BARRIO_FIELDS["id_field"] in keys:
+        return "barrios"
+    if DEFAULT_FIELDS["districts"]["id_field"] in keys:
+        return "districts"
+    message = f"cannot tell whether {name!r} holds districts or barrios; pass --layer districts or --layer barrios"
+    raise BoundaryError(message)
+
+
+def _fields(layer: str, keys: set[str], id_field: str | None, name_field: str | None,
             parent_field: ParentSpec, where: Mapping[str, Any] | None) -> dict[str, Any]:
     """Explicit fields win; otherwise use the documented GeoJSON names or the EUSTAT preset the file carries."""
-    keys = set(features[0].properties) if features else set()
     preset: dict[str, Any] = {"id_field": None, "name_field": None, "parent_field": None, "where": None}
     if DEFAULT_FIELDS[layer]["id_field"] in keys:
         preset.update(DEFAULT_FIELDS[layer])
@@ -115,9 +129,15 @@ def _fields(layer: str, features: Sequence[RawFeature], id_field: str | None, na
     chosen = {"id_field": id_field, "name_field": name_field, "parent_field": parent_field, "where": where}
     if id_field is None or id_field == preset["id_field"]:
         chosen = {key: preset[key] if value is None else value for key, value in chosen.items()}
+    flags = {"id_field": "--id-field", "name_field": "--name-field", "parent_field": "--parent-field"}
+    for key, flag in flags.items():
+        if isinstance(chosen[key], str) and chosen[key] not in keys:
+            message = (f"the {layer} file has no property {chosen[key]!r} (it has {sorted(keys)[:12]}); "
+                       f"pass the right {flag} or set boundaries.{layer}.{key}")
+            raise BoundaryError(message)
     if not chosen["id_field"] or not chosen["name_field"]:
-        message = (f"cannot tell which fields of the {layer} file hold code and name (it has {sorted(keys)[:12]}); "
-                   "pass --id-field and --name-field")
+        message = (f"cannot tell which properties of the {layer} file hold code and name (it has "
+                   f"{sorted(keys)[:12]}); pass --id-field and --name-field")
         raise BoundaryError(message)
     return chosen
 
@@ -149,6 +169,24 @@ def current_versions(lakehouse: Path) -> dict[str, str]:
         if rows is not None:
             found[layer] = rows["version"][0].as_py()
     return found
+
+
+def history(lakehouse: Path) -> list[dict[str, Any]]:
+    """One entry per import (layer, version, valid_from, features, approximate, source, current), oldest first."""
+    table = _read_table(lakehouse, columns=["layer", "version", "valid_from", "approximate", "source"])
+    current = {}
+    for layer in LAYERS:
+        rows = _current_rows(table.filter(pc.equal(table["layer"], layer)), None)
+        if rows is not None:
+            current[layer] = rows["valid_from"][0].as_py()
+    imports: dict[tuple[str, datetime], dict[str, Any]] = {}
+    for row in table.to_pylist():
+        entry = imports.setdefault((row["layer"], row["valid_from"]), {
+            "layer": row["layer"], "version": row["version"], "valid_from": row["valid_from"], "features": 0,
+            "approximate": False, "source": row["source"], "current": current.get(row["layer"]) == row["valid_from"]})
+        entry["features"] += 1
+        entry["approximate"] = entry["approximate"] or row["approximate"]
+    return sorted(imports.values(), key=lambda entry: (entry["valid_from"], LAYERS.index(entry["layer"])))
 
 
 def seed_demo_districts(lakehouse: Path) -> str | None:
@@ -235,72 +273,3 @@ def _check_layer(layer: str) -> None:
     if layer not in LAYERS:
         message = f"unknown boundary layer {layer!r}; choose one of {LAYERS}"
         raise BoundaryError(message)
-
-
-def _source_label(path_or_url: str | Path) -> str:
-    """Record URLs as given and files by absolute path, for lineage."""
-    text = str(path_or_url)
-    return text if _is_url(text) else str(Path(text).expanduser().resolve())
-
-
-def _is_url(text: str) -> bool:
-    return urllib.parse.urlparse(text).scheme in ("http", "https")
-
-
-@contextmanager
-def _local_file(path_or_url: str) -> Iterator[Path]:
-    """Yield a readable local GeoJSON/Shapefile: download URLs, unpack .zip archives, clean up afterwards."""
-    scratch = Path(tempfile.mkdtemp(prefix="bigbilbao-boundaries-"))
-    try:
-        path = _download(path_or_url, scratch) if _is_url(path_or_url) else Path(path_or_url).expanduser()
-        if path.suffix.lower() == ".zip":
-            path = _unzip(path, scratch / "unzipped")
-        yield path
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _download(url: str, folder: Path) -> Path:
-    """Fetch a URL (and, for a .shp, its sidecar files) into `folder` with urllib."""
-    name = Path(urllib.parse.urlparse(url).path).name or "boundaries.geojson"
-    target = folder / name
-    _fetch(url, target, required=True)
-    if target.suffix.lower() == ".shp":
-        for suffix in SHAPEFILE_SIDECARS:
-            sidecar_url = url[: -len(".shp")] + suffix
-            _fetch(sidecar_url, target.with_suffix(suffix), required=suffix in (".shx", ".dbf"))
-    return target
-
-
-def _fetch(url: str, target: Path, required: bool) -> None:
-    """Download one file; a missing optional sidecar (.prj, .cpg) is not an error."""
-    log.info("downloading %s", url)
-    try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310 - http(s) only
-            with target.open("wb") as out:
-                shutil.copyfileobj(response, out)
-    except OSError as exc:
-        target.unlink(missing_ok=True)
-        if required:
-            message = f"could not download {url}: {exc}"
-            raise BoundaryError(message) from exc
-
-
-def _unzip(archive: Path, folder: Path) -> Path:
-    """Extract an archive and return its one boundary file (.shp preferred over GeoJSON)."""
-    try:
-        with zipfile.ZipFile(archive) as handle:
-            handle.extractall(folder)
-    except (OSError, zipfile.BadZipFile) as exc:
-        message = f"archive {archive.name!r} cannot be unpacked: {exc}"
-        raise BoundaryError(message) from exc
-    for suffixes in ((".shp",), (".geojson", ".json")):
-        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and "__MACOSX" not in p.parts)
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            names = [p.name for p in found]
-            message = f"archive {archive.name!r} holds several layers ({names}); unpack it and pass one"
-            raise BoundaryError(message)
-    message = f"archive {archive.name!r} holds no Shapefile or GeoJSON"
-    raise BoundaryError(message)

@@ -88,6 +88,23 @@ class PrivacySettings:
 
 
 @dataclass(frozen=True)
+class BoundaryFieldSettings:
+    """Which properties of a boundary file hold code, name and parent code; None recognises known files."""
+
+    id_field: str | None = None
+    name_field: str | None = None
+    parent_field: str | None = None
+
+
+@dataclass(frozen=True)
+class BoundarySettings:
+    """Property mapping per layer for `bigbilbao boundaries import`; command-line flags win over it."""
+
+    districts: BoundaryFieldSettings = field(default_factory=BoundaryFieldSettings)
+    barrios: BoundaryFieldSettings = field(default_factory=BoundaryFieldSettings)
+
+
+@dataclass(frozen=True)
 class FeedSettings:
     """One sensor feed: its contract name and Kafka topic."""
 
@@ -111,6 +128,7 @@ class Settings:
     spark: SparkSettings = field(default_factory=SparkSettings)
     jvm: JvmSettings = field(default_factory=JvmSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    boundaries: BoundarySettings = field(default_factory=BoundarySettings)
     feeds: tuple[FeedSettings, ...] = ()
     source: str = ""
 
