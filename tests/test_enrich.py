@@ -1,4 +1,4 @@
-"""Spark spatial enrichment and the boundary/sensor reference tables, against the exact reference rule."""
+"""Spark spatial enrichment and the boundary/sensor reference tables, against the exact reference rule (small data)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import shapely
 from deltalake import DeltaTable
@@ -23,10 +24,11 @@ from bigbilbao.enrich import OUTPUT_COLUMNS, CityIndex, current_index, enrich
 from bigbilbao.sensor_registry import load_sensors, register_sensors
 from bigbilbao.errors import BoundaryError
 from bigbilbao.spatial import assign_geometries, load_demo_districts, reference_assign
+from tests.conftest import SHARED_DATA
 
 pytestmark = pytest.mark.integration
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 BOUNDARIES = DATA / "bilbao_boundaries"
 DISTRICTS = BOUNDARIES / "bilbao_distritos_from_eustat_barrios_epsg4326.geojson"
 BARRIOS = BOUNDARIES / "bilbao_barrios_eustat_epsg4326.geojson"
@@ -77,13 +79,12 @@ def _tricky_points(city: CityIndex, count: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def test_enrich_equals_the_reference_rule_and_keeps_every_row(spark, city):
-    lon, lat = _tricky_points(city, 200_000)
+    lon, lat = _tricky_points(city, 20_000)  # plus ~18,000 vertices, their float neighbours and edge points
     count = lon.size
     ids = np.arange(count + 4)
     lon = np.concatenate([lon, [np.nan, np.inf, 0.0, 0.0]])
     lat = np.concatenate([lat, [43.26, 43.26, 0.0, 0.0]])
-    frame = pd.DataFrame({"id": ids, "lon": lon, "lat": lat})
-    df = spark.createDataFrame(frame, SCHEMA).repartition(3)
+    df = spark.createDataFrame(pa.table({"id": ids, "lon": lon, "lat": lat}))
     df = df.union(spark.createDataFrame([(-1, None, 43.26)], SCHEMA)).withColumn("district_code", F.lit("stale"))
     bc = spark.sparkContext.broadcast(city)
     out = enrich(df, bc).toPandas().sort_values("id").reset_index(drop=True)
@@ -114,9 +115,9 @@ def test_enrich_sends_only_border_cells_to_python(spark, city):
 def test_layers_on_different_grids_each_get_their_own_join(spark, city):
     mixed = CityIndex.from_layers(load_demo_districts(), city.barrios.layer)  # the demo outline differs
     assert mixed.districts.grid_arrays().origin_lon != mixed.barrios.grid_arrays().origin_lon
-    lon, lat = _tricky_points(city, 20_000)
-    frame = pd.DataFrame({"id": np.arange(lon.size), "lon": lon, "lat": lat})
-    enriched = enrich(spark.createDataFrame(frame, SCHEMA), spark.sparkContext.broadcast(mixed))
+    lon, lat = _tricky_points(city, 5_000)
+    enriched = enrich(spark.createDataFrame(pa.table({"id": np.arange(lon.size), "lon": lon, "lat": lat})),
+                      spark.sparkContext.broadcast(mixed))
     assert enriched._jdf.queryExecution().executedPlan().toString().count("BroadcastHashJoin") == 4
     out = enriched.toPandas().sort_values("id")
     for name, prefix in (("districts", "district"), ("barrios", "barrio")):
@@ -129,13 +130,15 @@ def test_stream_uses_a_new_boundary_version_at_the_next_micro_batch(spark, tmp_p
     _need(DISTRICTS)
     lake, source = tmp_path / "lake", tmp_path / "points"
     source.mkdir(parents=True)
-    for batch in range(2):
-        pd.DataFrame({"id": [batch], "lon": [-2.9235], "lat": [43.2625]}).to_parquet(source / f"{batch}.parquet")
+    for batch in range(2):  # one point in Uribarri/Ibaiondo, one in Barakaldo (outside Bilbao)
+        points = {"id": [2 * batch, 2 * batch + 1], "lon": [-2.9235, -2.99], "lat": [43.2625, 43.2962]}
+        pd.DataFrame(points).to_parquet(source / f"{batch}.parquet")
     seen = []
 
     def per_batch(batch_df, batch_id):
         index_bc = current_index(spark, lake)  # demo districts are seeded on first use
-        seen.append(enrich(batch_df, index_bc).select("district_code", "boundary_version").first())
+        rows = enrich(batch_df, index_bc).select("id", "district_code", "boundary_version").collect()
+        seen.append(sorted(tuple(row) for row in rows))
         if batch_id == 0:
             boundary_store.import_layer(lake, DISTRICTS, "districts")  # an import while the stream runs
 
@@ -144,8 +147,9 @@ def test_stream_uses_a_new_boundary_version_at_the_next_micro_batch(spark, tmp_p
              .option("checkpointLocation", str(tmp_path / "checkpoint")).start())
     query.awaitTermination(120)
     demo, official = load_demo_districts(), boundary_store.load_current(lake, "districts")
-    assert [row.boundary_version for row in seen] == [f"districts:{demo.version}", f"districts:{official.version}"]
-    assert [row.district_code for row in seen] == ["2", "5"]  # the point moves from Uribarri to Ibaiondo
+    first, second = f"districts:{demo.version}", f"districts:{official.version}"
+    assert seen == [[(0, "2", first), (1, "outside", first)],  # every row records the version it used
+                    [(2, "5", second), (3, "outside", second)]]  # the point moves from Uribarri to Ibaiondo
     stored = DeltaTable(str(boundary_store.boundaries_path(lake))).to_pandas()
     assert stored.groupby("version")["approximate"].all().to_dict() == {demo.version: True, official.version: False}
 
@@ -188,10 +192,8 @@ def test_eustat_shapefile_zip_imports_as_barrios_with_the_preset(tmp_path, city)
         boundary_store.import_layer(tmp_path / "lake", shp, "districts")
 
 
-def test_tables_open_in_spark_and_in_duckdb(spark, lakehouse, city):
+def test_reference_tables_open_in_duckdb_without_spark(lakehouse, city):
     register_sensors(lakehouse, "noise", {"m1": "POINT (-2.9235 43.2625)"}, city=city)
-    boundaries = spark.read.format("delta").load(str(boundary_store.boundaries_path(lakehouse)))
-    assert boundaries.groupBy("layer").count().orderBy("layer").collect() == [("barrios", 46), ("districts", 8)]
     script = ("import sys, json; from pathlib import Path; from bigbilbao.read import duckdb_connection; "
               "con = duckdb_connection(Path(sys.argv[1])); "
               "print(json.dumps([con.execute('SELECT layer, count(*), any_value(typeof(valid_from)) "
