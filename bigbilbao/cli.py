@@ -18,6 +18,11 @@ from bigbilbao.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 
+def pipeline_stages() -> tuple[str, ...]:
+    """The stage names, without importing Spark for `--help`."""
+    return ("ingest", "silver", "gold", "scorecard")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bigbilbao", description=(
         "Big Bilbao: city sensor feeds from Kafka to Delta Lake tables and a balanced scorecard."))
@@ -29,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", parents=[common], help="run the embedded-default demo end to end",
                           description="Start the embedded broker, produce synthetic events of every enabled "
-                                      "feed, stream them into bronze Delta tables and print what landed.")
+                                      "feed, run ingest, silver, gold and the scorecard until Kafka is drained "
+                                      "and print where every message went.")
     demo.add_argument("--events", type=int, default=3000, help="messages to produce (default 3000)")
     demo.add_argument("--dirty-fraction", type=float, default=0.02,
                       help="share of malformed messages (default 0.02)")
@@ -39,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", parents=[common], help="run streaming stages",
                          description="Run a streaming stage (or all) against the configured Kafka.")
-    run.add_argument("stage", nargs="?", default="all", help="stage to run: ingest or all (default all)")
+    run.add_argument("stage", nargs="?", default="all", choices=[*pipeline_stages(), "all"],
+                     help="ingest (Kafka -> bronze), silver (validate, quarantine, de-duplicate, locate), gold "
+                          "(windowed aggregates, alerts), scorecard (publish once), or all (default)")
     run.add_argument("--until-idle", action="store_true", help="process what Kafka holds now, then stop")
     run.add_argument("--master", help="Spark master URL, overriding spark.master (e.g. spark://host:7077)")
 

@@ -37,7 +37,10 @@ TOP_KEYS: dict[str, tuple[Any, bool]] = {
     "feed": (str, True), "domain": (str, True), "entity_type": (str, True), "description": (str, True),
     "id_field": (str, True), "time_fields": (list, True), "naive_timezone": (str, True),
     "location_field": (str, True), "fields": (dict, True), "dedup_key": (list, False), "rules": (list, False),
+    "shape_rule": (str, False),
 }
+# How a sensor whose location is a line or polygon is placed in a district (see bigbilbao.spatial.RULES).
+SHAPE_RULES = ("representative_point", "largest_overlap")
 FIELD_KEYS: dict[str, tuple[Any, bool]] = {
     "type": (str, True), "unit": (str, False), "description": (str, False),
     "source_units": (dict, False), "pseudonymise": (bool, False),
@@ -96,6 +99,7 @@ class Contract:
     fields: Mapping[str, FieldSpec] = field(hash=False)
     dedup_key: tuple[str, ...] = ()
     rules: tuple[Rule, ...] = ()
+    shape_rule: str = "representative_point"
     path: Path | None = field(default=None, compare=False)
 
     def spec(self, name: str) -> FieldSpec:
@@ -205,11 +209,14 @@ def _build(raw: Any, path: Path) -> Contract:
     except (ZoneInfoNotFoundError, ValueError):
         raise SpecError("naive_timezone", f"{raw['naive_timezone']!r} is not an IANA time zone") from None
     time_fields = _names(raw["time_fields"], "time_fields")
+    shape_rule = raw.get("shape_rule", SHAPE_RULES[0])
+    if shape_rule not in SHAPE_RULES:
+        raise SpecError("shape_rule", f"{shape_rule!r} is not one of {', '.join(SHAPE_RULES)}")
     reserved = {raw["id_field"], raw["location_field"], EVENT_TIME, *time_fields}
     contract = Contract(
         feed=raw["feed"], domain=raw["domain"], entity_type=raw["entity_type"], description=raw["description"],
         id_field=raw["id_field"], time_fields=time_fields, naive_timezone=raw["naive_timezone"],
-        location_field=raw["location_field"], dedup_key=(), path=path,
+        location_field=raw["location_field"], dedup_key=(), shape_rule=shape_rule, path=path,
         fields=MappingProxyType({name: _field(name, spec, reserved) for name, spec in raw["fields"].items()}),
     )
     scope = RuleScope(

@@ -1,4 +1,4 @@
-"""The embedded-default demo: broker, synthetic events, the streaming job, and a summary of what landed."""
+"""The embedded-default demo: broker, synthetic events, every stage until idle, and a summary of what landed."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pyarrow.compute as pc
 
 from bigbilbao import kafka_clients, pipeline, producer, read, simulate
+from bigbilbao.ledger import Ledger, feed_ledger
 from bigbilbao.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -16,52 +17,60 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FeedSummary:
-    """What one bronze table holds after the demo."""
+    """What one feed's tables hold after the demo."""
 
-    feed: str
-    rows: int
+    ledger: Ledger
     parse_errors: int
-    partitions: int
     contiguous: bool
+    districts: int
 
 
 def run_demo(settings: Settings, events: int, dirty_fraction: float, seed: int) -> list[FeedSummary]:
-    """Produce `events` messages over the enabled feeds, ingest them until idle, summarise bronze."""
+    """Produce `events` messages over the enabled feeds, run every stage until Kafka is drained, summarise."""
     feeds = [f.name for f in settings.enabled_feeds]
     started = time.monotonic()
     with kafka_clients.bootstrap_servers(settings) as bootstrap:
         kafka_clients.ensure_topics(settings, bootstrap)
         messages = simulate.generate(feeds, count=events, seed=seed, dirty_fraction=dirty_fraction)
         producer.publish(settings, bootstrap, messages)
-        log.info("starting Spark and the bronze ingest (until Kafka is drained)...")
-        pipeline.run(settings, "ingest", until_idle=True)
+        log.info("starting Spark: ingest, silver, gold and the scorecard (until Kafka is drained)...")
+        pipeline.run(settings, "all", until_idle=True)
     log.info("demo finished in %.1f s", time.monotonic() - started)
     return summarise(settings)
 
 
 def summarise(settings: Settings) -> list[FeedSummary]:
-    """Per feed: rows, parse errors, and whether each partition's offsets have no gaps (read without Spark)."""
+    """Per feed: the ledger, parse errors, gap-free offsets per partition and districts seen in silver."""
+    lake = settings.lakehouse_path
     summaries = []
     for feed in settings.enabled_feeds:
-        table = read.read_table(settings.lakehouse_path, "bronze", feed.name, ["partition", "offset", "parse_ok"])
+        table = read.read_table(lake, "bronze", feed.name, ["partition", "offset", "parse_ok"])
         contiguous = True
-        partitions = pc.unique(table["partition"]).to_pylist()
-        for partition in partitions:
+        for partition in pc.unique(table["partition"]).to_pylist():
             offsets = table.filter(pc.equal(table["partition"], partition))["offset"]
             low, high = pc.min(offsets).as_py(), pc.max(offsets).as_py()
             contiguous &= (high - low + 1 == len(offsets) == pc.count_distinct(offsets).as_py())
         errors = len(table) - (pc.sum(table["parse_ok"]).as_py() or 0)
-        summaries.append(FeedSummary(feed.name, len(table), errors, len(partitions), contiguous))
+        codes = read.read_table(lake, "silver", feed.name, ["district_code"])["district_code"]
+        districts = len({c for c in codes.to_pylist() if c not in (None, "outside", "unlocated")})
+        summaries.append(FeedSummary(feed_ledger(lake, feed.name), errors, contiguous, districts))
     return summaries
 
 
 def format_summary(settings: Settings, summaries: list[FeedSummary]) -> str:
-    """Plain-text table of the bronze tables."""
-    lines = [f"Bronze tables in {settings.lakehouse_path / 'bronze'}:",
-             f"  {'feed':<16}{'rows':>8}{'parse errors':>14}{'partitions':>12}  offsets"]
+    """Plain-text table of where every message went, and the scorecard's size."""
+    lake = settings.lakehouse_path
+    lines = [f"Lakehouse {lake}:",
+             f"  {'feed':<16}{'bronze':>8}{'silver':>8}{'quarantine':>12}{'duplicates':>12}{'districts':>11}  books"]
     for s in summaries:
-        state = "contiguous" if s.contiguous else "GAPS OR DUPLICATES"
-        lines.append(f"  {s.feed:<16}{s.rows:>8}{s.parse_errors:>14}{s.partitions:>12}  {state}")
-    lines.append("Read them without Spark: python -c \"import deltalake; "
-                 f"print(deltalake.DeltaTable('{settings.lakehouse_path / 'bronze' / summaries[0].feed}').to_pandas())\"")
+        book = s.ledger
+        state = "balanced" if book.balanced and s.contiguous else "UNBALANCED"
+        lines.append(f"  {book.feed:<16}{book.bronze:>8}{book.silver:>8}{book.quarantined:>12}"
+                     f"{book.duplicates:>12}{s.districts:>11}  {state}")
+    if (lake / "gold" / "scorecard" / "_delta_log").is_dir():
+        card = read.read_table(lake, "gold", "scorecard", ["kpi_id", "area_code"])
+        lines.append(f"Scorecard: {card.num_rows} rows, {len(pc.unique(card['kpi_id']))} KPIs, "
+                     f"{len(pc.unique(card['area_code']))} areas (gold/scorecard).")
+    lines.append("Read any table without Spark: python -c \"import deltalake; "
+                 f"print(deltalake.DeltaTable('{lake / 'silver' / summaries[0].ledger.feed}').to_pandas())\"")
     return "\n".join(lines)

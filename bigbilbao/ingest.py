@@ -36,13 +36,13 @@ def _attribute(doc: Column, name: str, spark_type: str) -> Column:
                       F.try_variant_get(doc, f"$.{name}", spark_type))
 
 
-def _parse_error(value: Column, payload: Column, doc: Column, entity_id: Column) -> Column:
+def _parse_error(value: Column, doc: Column, entity_id: Column) -> Column:
     """Why a message could not be parsed, or null when it could."""
     return (
         F.when(value.isNull() | (F.length(value) == 0), F.lit("empty message"))
         .when(~F.is_valid_utf8(value), F.lit("invalid UTF-8"))
         .when(doc.isNull(), F.lit("invalid JSON"))
-        .when(~F.ltrim(payload).startswith("{"), F.lit("JSON is not an object"))
+        .when(F.try_variant_get(doc, "$", "struct<>").isNull(), F.lit("JSON is not an object"))
         .when(entity_id.isNull(), F.lit("missing entity id"))
     )
 
@@ -55,7 +55,7 @@ def bronze(records: DataFrame, feed: str, contract: Contract) -> DataFrame:
     location = F.coalesce(F.try_variant_get(doc, f"$.{contract.location_field}.value", "variant"),
                           F.try_variant_get(doc, f"$.{contract.location_field}", "variant"))
     is_point = F.try_variant_get(location, "$.type", "string") == F.lit("Point")
-    error = _parse_error(F.col("value"), payload, doc, entity_id)
+    error = _parse_error(F.col("value"), doc, entity_id)
     fields = [_attribute(doc, name, spark_type).alias(name) for name, spark_type in bronze_types(contract).items()]
     return records.select(
         F.lit(feed).alias("feed"),

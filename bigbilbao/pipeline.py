@@ -7,22 +7,23 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from bigbilbao import contracts, ingest, kafka_clients, silver
+from bigbilbao import contracts, gold, ingest, kafka_clients, publish, silver
 from bigbilbao.errors import PipelineError
 from bigbilbao.session import build_spark
 from bigbilbao.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STAGES = ("ingest",)
-# Stages that run only when named: silver is being finished (see the issues) and is not yet part of `all`.
-EXPERIMENTAL_STAGES = ("silver",)
+STAGES = ("ingest", "silver", "gold", "scorecard")
+STREAMING_STAGES = ("ingest", "silver", "gold")
+PUBLISH_EVERY_S = 60.0  # how often a continuous run republishes the scorecard
 
 
 def feed_contracts(settings: Settings) -> dict[str, contracts.Contract]:
@@ -44,29 +45,54 @@ def start_stage(spark: SparkSession, settings: Settings, stage: str, bootstrap: 
     if stage == "silver":
         ingest.ensure_bronze_tables(spark, settings, feeds)
         return silver.start_silver(spark, settings, feeds, until_idle)
-    msg = f"Unknown stage '{stage}'; choose one of {', '.join(STAGES + EXPERIMENTAL_STAGES)} or 'all'."
+    if stage == "gold":
+        ingest.ensure_bronze_tables(spark, settings, feeds)
+        silver.ensure_silver_tables(spark, settings, feeds, silver.spatial_enricher(settings))
+        alerts = lambda rows: publish.publish_alerts(settings, bootstrap, rows)  # noqa: E731
+        return gold.start_gold(spark, settings, feeds, until_idle, on_alerts=alerts)
+    msg = f"Unknown stage '{stage}'; choose one of {', '.join(STAGES)} or 'all'."
     raise PipelineError(msg)
+
+
+def publish_scorecard(settings: Settings) -> None:
+    """The scorecard stage: a batch step over gold, as of now."""
+    publish.publish_scorecard(None, settings, as_of=datetime.now(timezone.utc))
 
 
 def run(settings: Settings, stage: str = "all", until_idle: bool = False, master: str | None = None,
         spark: SparkSession | None = None) -> None:
     """Run stages until Kafka is drained (until_idle) or until SIGTERM/Ctrl-C stops them gracefully."""
+    if stage not in (*STAGES, "all"):
+        msg = f"Unknown stage '{stage}'; choose one of {', '.join(STAGES)} or 'all'."
+        raise PipelineError(msg)
     stages = STAGES if stage == "all" else (stage,)
+    streams = [name for name in stages if name in STREAMING_STAGES]
+    if not streams:
+        publish_scorecard(settings)
+        return
     with kafka_clients.bootstrap_servers(settings) as bootstrap:
         kafka_clients.ensure_topics(settings, bootstrap)
         spark = spark or build_spark(settings, master)
         if until_idle:
-            for name in stages:
+            for name in streams:
                 _await(start_stage(spark, settings, name, bootstrap, until_idle=True))
         else:
-            _await([q for name in stages for q in start_stage(spark, settings, name, bootstrap, until_idle=False)])
+            queries = [q for name in streams for q in start_stage(spark, settings, name, bootstrap, until_idle=False)]
+            tick = (lambda: publish_scorecard(settings)) if "scorecard" in stages else None
+            _await(queries, tick)
+    if "scorecard" in stages:
+        publish_scorecard(settings)
 
 
-def _await(queries: list[StreamingQuery]) -> None:
-    """Wait for the queries; a failure or SIGTERM/Ctrl-C stops them all between micro-batches."""
+def _await(queries: list[StreamingQuery], tick: Callable[[], None] | None = None) -> None:
+    """Wait for the queries, calling `tick` every PUBLISH_EVERY_S; a failure or SIGTERM/Ctrl-C stops them all."""
+    last = time.monotonic()
     with _stop_on_signal(queries):
         while any(q.isActive for q in queries) and not _failures(queries):
             time.sleep(0.5)
+            if tick is not None and time.monotonic() - last >= PUBLISH_EVERY_S:
+                tick()
+                last = time.monotonic()
     failures = _failures(queries)
     for query in queries:
         if query.isActive:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from bigbilbao import jvm
+from bigbilbao import jvm, privacy
 from bigbilbao.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ def spark_conf(settings: Settings, master: str | None = None) -> dict[str, str]:
         "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
         "spark.databricks.delta.optimizeWrite.enabled": "false",
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J}",
+        # The pseudonym key enters plans as padded-key literals: hide them in EXPLAIN, the UI and errors.
+        "spark.sql.redaction.string.regex": privacy.KEY_REDACTION,
     }
     if master.startswith("local"):
         conf["spark.driver.host"] = "127.0.0.1"

@@ -18,14 +18,15 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from bigbilbao import ingest, quality, sinks
+from bigbilbao import ingest, locate, quality, sinks
 from bigbilbao.contracts import Contract
 from bigbilbao.settings import Settings
 
 log = logging.getLogger(__name__)
 
 EVENT_TIME = "event_time"
-Enricher = Callable[[DataFrame], DataFrame]
+SCHEMA_ONLY_KEY = b"\0" * 32  # shapes an empty table's pseudonym columns; never hashes a value
+Enricher = Callable[[DataFrame, Contract], DataFrame]
 
 
 def dedup_columns(contract: Contract) -> list[str]:
@@ -43,11 +44,15 @@ def first_occurrences(valid: DataFrame, key: list[str]) -> DataFrame:
     )
 
 
-def not_yet_in_silver(spark: SparkSession, rows: DataFrame, silver_path: Path, key: list[str]) -> DataFrame:
-    """Drop rows whose key is already in silver, looking only at silver rows in the batch's event-time range."""
+def not_yet_in_silver(spark: SparkSession, rows: DataFrame, silver_path: Path, key: list[str],
+                      span: DataFrame | None = None) -> DataFrame:
+    """Drop rows whose key is already in silver, looking only at silver rows in the batch's event-time range.
+
+    `span` (default `rows`) is a cheaper frame with the same event times to take that range from.
+    """
     if not (silver_path / "_delta_log").is_dir():
         return rows
-    bounds = rows.agg(F.min(EVENT_TIME).alias("lo"), F.max(EVENT_TIME).alias("hi")).first()
+    bounds = (span if span is not None else rows).agg(F.min(EVENT_TIME).alias("lo"), F.max(EVENT_TIME).alias("hi")).first()
     existing = spark.read.format("delta").load(str(silver_path)).select(*key)
     if bounds["lo"] is not None:
         existing = existing.filter(F.col(EVENT_TIME).between(bounds["lo"], bounds["hi"]))
@@ -57,7 +62,7 @@ def not_yet_in_silver(spark: SparkSession, rows: DataFrame, silver_path: Path, k
 class SilverWriter:
     """foreachBatch sink of one feed: quarantine + metrics first, silver last, each exactly once."""
 
-    def __init__(self, settings: Settings, contract: Contract, checkpoint: Path, key: bytes | None,
+    def __init__(self, settings: Settings, contract: Contract, checkpoint: Path, key: bytes,
                  enricher: Enricher | None = None) -> None:
         self.settings = settings
         self.contract = contract
@@ -83,12 +88,12 @@ class SilverWriter:
     def _write(self, spark: SparkSession, judged: DataFrame, batch_id: int) -> None:
         quality.raise_on_fail(judged)
         valid, quarantined = quality.split(judged)
-        silver = quality.to_silver(valid, self.contract, self.key or b"")
+        silver = quality.to_silver(valid, self.contract, self.key)
         key = dedup_columns(self.contract)
-        fresh = not_yet_in_silver(spark, first_occurrences(silver, key), self._path("silver", self.feed), key)
-        if self.enricher is not None:
-            fresh = self.enricher(fresh)
-        fresh = fresh.persist()
+        first = not_yet_in_silver(spark, first_occurrences(silver, key), self._path("silver", self.feed), key,
+                                  span=valid)
+        first = first.persist()
+        fresh = (self.enricher(first, self.contract) if self.enricher is not None else first).persist()
         try:
             rows = judged.count()
             landed = fresh.count()
@@ -99,6 +104,7 @@ class SilverWriter:
             sinks.idempotent_append(fresh, self._path("silver", self.feed), self._app_id("silver"), batch_id)
         finally:
             fresh.unpersist()
+            first.unpersist()
         log.info("silver %s batch %d: %d rows -> %d silver, %d duplicates, rest quarantined",
                  self.feed, batch_id, rows, landed, dropped)
 
@@ -129,6 +135,19 @@ def metrics_rows(rule_counts: DataFrame, batch_id: int, rows: int, duplicates: i
     )
 
 
+def ensure_silver_tables(spark: SparkSession, settings: Settings, contracts: Mapping[str, Contract],
+                         enricher: Enricher) -> None:
+    """Create empty silver tables, so gold streams can start beside silver on a new lakehouse."""
+    empty = spark.createDataFrame([], ingest.KAFKA_SCHEMA)
+    for feed, contract in contracts.items():
+        path = sinks.table_path(settings.lakehouse_path, "silver", feed)
+        if (path / "_delta_log").is_dir():
+            continue
+        valid, _ = quality.split(quality.judge(ingest.bronze(empty, feed, contract), contract))
+        rows = enricher(quality.to_silver(valid, contract, SCHEMA_ONLY_KEY), contract)
+        rows.write.format("delta").mode("append").save(str(path))
+
+
 def ensure_quality_tables(spark: SparkSession, settings: Settings, contract: Contract) -> None:
     """Create the shared quarantine and dq_metrics tables before concurrent streams append to them."""
     lake = settings.lakehouse_path
@@ -142,12 +161,21 @@ def ensure_quality_tables(spark: SparkSession, settings: Settings, contract: Con
         spark.createDataFrame([], METRICS_SCHEMA).write.format("delta").mode("append").save(str(metrics))
 
 
+def spatial_enricher(settings: Settings) -> Enricher:
+    """Silver's default enrichment: district, barrio and boundary version of every row (`bigbilbao.locate`)."""
+    lakehouse = settings.lakehouse_path
+    return lambda rows, contract: locate.locate(rows, lakehouse, contract)
+
+
 def start_silver(spark: SparkSession, settings: Settings, contracts: Mapping[str, Contract],
                  until_idle: bool = False, enricher: Enricher | None = None) -> list[StreamingQuery]:
-    """One bronze -> silver stream per enabled feed."""
-    key = settings.pseudonym_key() if any(c.pseudonymised_fields() for c in contracts.values()) else None
+    """One bronze -> silver stream per enabled feed; rows are located by `spatial_enricher` unless told otherwise."""
+    private = any(c.pseudonymised_fields() for c in contracts.values())
+    key = settings.pseudonym_key() if private else b""
+    enricher = enricher or spatial_enricher(settings)
     queries = []
     ensure_quality_tables(spark, settings, next(iter(contracts.values())))
+    ensure_silver_tables(spark, settings, contracts, enricher)
     for feed, contract in contracts.items():
         checkpoint = settings.checkpoint_path / "silver" / feed
         source = sinks.table_path(settings.lakehouse_path, "bronze", feed)

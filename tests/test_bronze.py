@@ -29,6 +29,9 @@ CASES = [
     (b"\xff\xfe{", "invalid UTF-8"),
     (b'{"id": "x", "intensity": ', "invalid JSON"),
     (b"[1, 2, 3]", "JSON is not an object"),
+    (b"\n\t [1, 2]", "JSON is not an object"),
+    (b'\n\t"just a string"', "JSON is not an object"),
+    (b'\n\t{"id": "tf-3", "type": "TrafficFlowObserved"}', None),
     (b'{"type": "TrafficFlowObserved", "intensity": 3}', "missing entity id"),
 ]
 

@@ -52,11 +52,15 @@ def test_broker_start_status_stop(tmp_path: Path) -> None:
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     proc = bigbilbao("demo", "--events", "600", "--config", config(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = [line.split() for line in proc.stdout.splitlines() if line.strip().endswith("contiguous")]
+    rows = [line.split() for line in proc.stdout.splitlines() if line.strip().endswith("balanced")]
     assert [r[0] for r in rows] == ["traffic_flow", "incidents", "air_quality"]
-    assert sum(int(r[1]) for r in rows) == 600
-    assert sum(int(r[2]) for r in rows) > 0, "the demo's dirty records should be flagged"
-    assert "bronze batch" in proc.stderr, "progress of micro-batches should be shown"
+    assert all(r[-1] == "balanced" for r in rows), proc.stdout
+    bronze, silver, quarantined, duplicates = (sum(int(r[i]) for r in rows) for i in (1, 2, 3, 4))
+    assert bronze == 600 == silver + quarantined + duplicates
+    assert quarantined > 0, "the demo's dirty records should be quarantined"
+    assert all(int(r[5]) == 8 for r in rows), "simulated sensors are spread over all eight districts"
+    assert "Scorecard:" in proc.stdout
+    assert "bronze batch" in proc.stderr and "silver " in proc.stderr, "progress of micro-batches should be shown"
     assert not (tmp_path / "lakehouse" / "_broker" / "broker.json").exists(), "the demo's broker was not stopped"
 
 

@@ -9,7 +9,9 @@ from collections import Counter
 import pyarrow.compute as pc
 import pytest
 
-from bigbilbao import pipeline, read, simulate
+from bigbilbao import pipeline, read, sensor_registry, simulate
+from bigbilbao.contracts import load_contracts
+from bigbilbao.ledger import feed_ledger
 from bigbilbao.settings import Settings
 from tests.conftest import SHARED_DATA
 from tests.test_kafka_roundtrip import produce
@@ -20,14 +22,9 @@ FIWARE = SHARED_DATA / "fiware_smart_data_models"
 
 def ledger(settings: Settings, feed: str) -> dict[str, int]:
     """Where a feed's messages went: bronze total, silver rows, quarantined rows, counted duplicates."""
-    lake = settings.lakehouse_path
-    quarantine = read.read_table(lake, "quality", "quarantine", ["feed"])
-    metrics = read.read_table(lake, "quality", "dq_metrics", ["feed", "rule", "violations"])
-    dup = metrics.filter(pc.and_(pc.equal(metrics["feed"], feed), pc.equal(metrics["rule"], "duplicate")))
-    return {"bronze": len(read.read_table(lake, "bronze", feed, ["offset"])),
-            "silver": len(read.read_table(lake, "silver", feed, ["entity_id"])),
-            "quarantine": len(quarantine.filter(pc.equal(quarantine["feed"], feed))),
-            "duplicates": pc.sum(dup["violations"]).as_py() or 0}
+    book = feed_ledger(settings.lakehouse_path, feed)
+    return {"bronze": book.bronze, "silver": book.silver, "quarantine": book.quarantined,
+            "duplicates": book.duplicates}
 
 
 def assert_nothing_lost(settings: Settings, produced: Counter) -> dict[str, dict[str, int]]:
@@ -46,12 +43,13 @@ def run_ingest_and_silver(settings: Settings, spark) -> None:  # noqa: ANN001
     pipeline.run(settings, "silver", until_idle=True, spark=spark)
 
 
-def test_simulated_dirty_stream_balances_exactly(make_settings, spark) -> None:  # noqa: ANN001
-    settings = make_settings()
-    messages = list(simulate.generate([f.name for f in settings.feeds], count=900, seed=11, dirty_fraction=0.25))
+def test_every_feed_balances_exactly_on_a_dirty_simulated_stream(make_settings, spark) -> None:  # noqa: ANN001
+    settings = make_settings(feeds=sorted(load_contracts()))
+    messages = list(simulate.generate([f.name for f in settings.feeds], count=1200, seed=11, dirty_fraction=0.25))
     produce(settings, messages)
     run_ingest_and_silver(settings, spark)
     books = assert_nothing_lost(settings, Counter(feed for feed, _ in messages))
+    assert len(books) == 12
     assert sum(b["duplicates"] for b in books.values()) > 0, "the simulator's duplicates should be counted"
     assert sum(b["quarantine"] for b in books.values()) > 0
     for feed in books:
@@ -60,6 +58,10 @@ def test_simulated_dirty_stream_balances_exactly(make_settings, spark) -> None: 
         assert max(keys.values()) == 1, f"{feed}: a duplicate reached silver"
     quarantine = read.read_table(settings.lakehouse_path, "quality", "quarantine").to_pylist()
     assert all(r["failed_rules"] and r["reason"] and r["topic"] and r["offset"] is not None for r in quarantine)
+    located = read.read_table(settings.lakehouse_path, "silver", "air_quality",
+                              ["lon", "lat", "district_code", "district_name", "boundary_version"]).to_pylist()
+    assert all(r["district_code"] and r["district_name"] and r["boundary_version"] for r in located)
+    assert {r["district_code"] for r in located if r["lon"] is None} <= {"unlocated"}
 
 
 def test_restart_of_silver_changes_nothing(make_settings, spark) -> None:  # noqa: ANN001
@@ -158,6 +160,13 @@ def test_replayed_bilbao_traffic_balances_and_rules_fire(make_settings, spark) -
     assert fired["intensity_not_negative"] >= 1 and fired["detector_silent"] > 0 and fired["stale"] > 0
     warned = read.read_table(settings.lakehouse_path, "silver", "traffic_flow", ["dq_warnings"])["dq_warnings"]
     assert any("detector_silent" in (w or []) for w in warned.to_pylist())
+    placed = read.read_table(settings.lakehouse_path, "silver", "traffic_flow",
+                             ["entity_id", "lon", "district_code", "boundary_version"]).to_pylist()
+    registry = sensor_registry.load_sensors(settings.lakehouse_path, "traffic_flow").to_pylist()
+    assert {r["rule"] for r in registry} == {"largest_overlap"}, "sections are placed by the contract's shape_rule"
+    by_sensor = {r["sensor_id"]: r["district_code"] for r in registry}
+    assert all(r["lon"] is None and r["district_code"] == by_sensor[r["entity_id"]] for r in placed)
+    assert len({r["district_code"] for r in placed} - {"outside"}) >= 6, "Bilbao's sections cover most districts"
 
 
 @pytest.mark.skipif(not AIR.is_dir(), reason="../shared/data is not beside the checkout")
