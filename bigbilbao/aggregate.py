@@ -177,9 +177,18 @@ def hourly(silver: DataFrame, contract: Contract, fields: Iterable[str]) -> Data
     )
 
 
+def latest_readings(values: DataFrame, contract: Contract) -> DataFrame:
+    """One value per (field, entity, event time): the last Kafka message, where the contract keeps several updates."""
+    if set(contract.dedup_key) <= {contract.id_field, EVENT_TIME}:
+        return values
+    order = Window.partitionBy("feed", "field", "entity_id", EVENT_TIME).orderBy(
+        F.col("partition").desc(), F.col("offset").desc())
+    return values.withColumn("_rank", F.row_number().over(order)).filter(F.col("_rank") == 1).drop("_rank")
+
+
 def events(silver: DataFrame, contract: Contract, fields: Iterable[str]) -> DataFrame:
-    """gold_events: one row per non-stale silver event and field present (the id field: every event)."""
-    return field_values(silver, contract, fields).select(
+    """gold_events: one row per non-stale event (its latest update) and field present (the id field: every event)."""
+    return latest_readings(field_values(silver, contract, fields), contract).select(
         "feed", "field", F.col("entity_id").cast("string").alias("event_id"), "district_code", "barrio_code",
         F.col(EVENT_TIME).cast("timestamp"), F.col("value").cast("double"), "boundary_version",
     )

@@ -35,12 +35,14 @@ from pyspark.sql.streaming import StreamingQuery
 from bigbilbao import aggregate, sinks
 from bigbilbao.aggregate import hour_of, kpi_rows
 from bigbilbao.contracts import Contract
+from bigbilbao.gold_restate import refresh_quality, restated_hours, restated_windows
 from bigbilbao.gold_tables import (
-    ALERTS, EVENTS, HOURLY, LATE_EVENTS, QUALITY, WATERMARKS, collect_rows, ensure_gold_tables, exists, gold_path,
+    ALERTS, EVENTS, HOURLY, LATE_EVENTS, WATERMARKS, WINDOWS, collect_rows, ensure_gold_tables, exists, gold_path,
     merge_into, micros_literal, utc,
 )
 from bigbilbao.kpi_model import Catalogue
 from bigbilbao.kpis import load_catalogue
+from bigbilbao.population import load_population
 from bigbilbao.read import table_path
 from bigbilbao.rules import EVENT_TIME
 from bigbilbao.settings import Settings
@@ -50,9 +52,6 @@ log = logging.getLogger(__name__)
 DEFAULT_WATERMARK = timedelta(hours=2)
 HOUR_US = 3_600_000_000
 AlertSink = Callable[[list[dict[str, Any]]], None]
-_EMPTY_SILVER = ("feed string, entity_id string, event_time timestamp, district_code string, barrio_code string, "
-                 "ingested_at timestamp")
-_EMPTY_QUARANTINE = "feed string, kafka_timestamp timestamp, ingested_at timestamp"
 
 
 def start_gold(spark: SparkSession, settings: Settings, contracts: Mapping[str, Contract], until_idle: bool = False,
@@ -138,11 +137,11 @@ class _Writer(ABC):
 
 
 class FeedWriter(_Writer):
-    """foreachBatch sink of one feed's silver stream: watermark, late rows, hourly, events, quality, alerts."""
+    """foreachBatch sink of one feed's silver stream: watermark, late rows, hourly, windows, events, quality, alerts."""
 
     def __init__(self, settings: Settings, contract: Contract, checkpoint: Path, fields: Mapping[str, tuple[str, ...]],
                  watermark: timedelta = DEFAULT_WATERMARK, on_alerts: AlertSink | None = None,
-                 rules: tuple[aggregate.AlertRule, ...] = aggregate.ALERT_RULES) -> None:
+                 rules: tuple[aggregate.AlertRule, ...] = aggregate.ALERT_RULES, city_code: str | None = None) -> None:
         super().__init__(settings, checkpoint)
         self.contract = contract
         self.feed = contract.feed
@@ -150,6 +149,8 @@ class FeedWriter(_Writer):
         self.delay_us = int(watermark.total_seconds() * 1_000_000)
         self.on_alerts = on_alerts
         self.rules = tuple(rule for rule in rules if rule.feed == contract.feed)
+        self.window_fields = tuple(sorted({*fields["hourly"], *fields["events"]}))
+        self.city_code = city_code or load_population().city_code
         self.last: tuple[int, int | None, int | None] | None = None  # (batch id, seen, watermark) of the last batch
 
     def write(self, spark: SparkSession, batch: DataFrame, batch_id: int) -> None:
@@ -161,25 +162,35 @@ class FeedWriter(_Writer):
         if mark is not None and stats.oldest is not None and stats.oldest < mark:
             path = gold_path(self.settings, LATE_EVENTS)
             sinks.idempotent_append(late, path, self.txn("late", self.feed, batch_id)[0], batch_id)
-        keys = kpi_rows(batch).select("entity_id", hour_of(F.col(EVENT_TIME)).alias("hour_start")).distinct()
-        if self.fields["hourly"] and stats.kpi_hours[0] is not None:
-            hourly = self.restated_hours(spark, keys, stats.kpi_hours, late).persist()
-            try:
-                merge_into(spark, HOURLY, gold_path(self.settings, HOURLY), hourly, [self.feed],
-                           self.txn("hourly", self.feed, batch_id))
-                if self.rules and not hourly.filter(self.above_a_threshold()).isEmpty():
-                    self.raise_alerts(spark, keys, stats.kpi_hours, batch_id)
-            finally:
-                hourly.unpersist()
-        if self.fields["events"] and stats.kpi_hours[0] is not None:
-            rows = aggregate.events(batch, self.contract, self.fields["events"]).dropDuplicates(list(EVENTS.key))
-            rows = rows.withColumn("updated_at", F.current_timestamp())
-            merge_into(spark, EVENTS, gold_path(self.settings, EVENTS), rows, [self.feed],
-                       self.txn("events", self.feed, batch_id))
+        if stats.kpi_hours[0] is not None:
+            self.write_kpi_inputs(spark, batch, batch_id, stats.kpi_hours, late, mark)
         hours = batch.select(hour_of(F.col(EVENT_TIME)).alias("hour_start")).distinct()
         refresh_quality(spark, self.settings, self.feed, hours, stats.hours, self.txn("quality", self.feed, batch_id))
         log.info("gold %s batch %d: %d rows merged (watermark %s)", self.feed, batch_id, stats.rows,
                  utc(mark).isoformat() if mark is not None else "none yet")
+
+    def write_kpi_inputs(self, spark: SparkSession, batch: DataFrame, batch_id: int, span: tuple[int, int],
+                         late: DataFrame, mark: int | None) -> None:
+        """MERGE the touched sensor-hours (then check alerts), area windows and events of a batch's KPI rows."""
+        keys = kpi_rows(batch).select("entity_id", hour_of(F.col(EVENT_TIME)).alias("hour_start")).distinct()
+        if self.fields["hourly"]:
+            hourly = restated_hours(spark, self.settings, self.contract, self.fields, keys, span, late).persist()
+            try:
+                merge_into(spark, HOURLY, gold_path(self.settings, HOURLY), hourly, [self.feed],
+                           self.txn("hourly", self.feed, batch_id))
+                if self.rules and not hourly.filter(self.above_a_threshold()).isEmpty():
+                    self.raise_alerts(spark, keys, span, batch_id)
+            finally:
+                hourly.unpersist()
+        if self.window_fields:
+            rows = restated_windows(spark, self.settings, self.contract, self.window_fields, batch, span, mark,
+                                    self.city_code)
+            merge_into(spark, WINDOWS, gold_path(self.settings, WINDOWS), rows, [self.feed],
+                       self.txn("windows", self.feed, batch_id))
+        if self.fields["events"]:
+            rows = aggregate.events(batch, self.contract, self.fields["events"])
+            merge_into(spark, EVENTS, gold_path(self.settings, EVENTS), rows.withColumn("updated_at",
+                       F.current_timestamp()), [self.feed], self.txn("events", self.feed, batch_id))
 
     def watermark(self, spark: SparkSession, stats: BatchStats, batch_id: int) -> int | None:
         """This batch's watermark (epoch µs), recorded once with the running max event time; None before any data."""
@@ -218,20 +229,6 @@ class FeedWriter(_Writer):
             F.col("kafka_timestamp").cast("timestamp"), F.col("ingested_at").cast("timestamp"),
             F.lit(batch_id).cast("long").alias("batch_id"), F.current_timestamp().alias("detected_at"),
         )
-
-    def restated_hours(self, spark: SparkSession, keys: DataFrame, span: tuple[int, int], late: DataFrame) -> DataFrame:
-        """The touched sensor-hours recomputed from silver, flagged 'late' where a late row touched them."""
-        silver = (spark.read.format("delta").load(str(table_path(self.settings.lakehouse_path, "silver", self.feed)))
-                  .filter(F.unix_micros(F.col(EVENT_TIME)).between(span[0], span[1] + HOUR_US - 1)))
-        touched = (silver.withColumn("_hour", hour_of(F.col(EVENT_TIME)))
-                   .join(F.broadcast(keys.withColumnRenamed("hour_start", "_hour")), on=["entity_id", "_hour"],
-                         how="left_semi")
-                   .drop("_hour"))
-        flagged = late.select(F.col("entity_id").alias("sensor_id"), "hour_start",
-                              F.lit("late").alias("restated_reason")).distinct()
-        return (aggregate.hourly(touched, self.contract, self.fields["hourly"])
-                .join(flagged, on=["sensor_id", "hour_start"], how="left")
-                .withColumn("updated_at", F.current_timestamp()))
 
     def above_a_threshold(self) -> Column:
         """True for a sensor-hour above some alert threshold: without one, no new alert can start or complete."""
@@ -276,25 +273,3 @@ class QuarantineWriter(_Writer):
             hours = batch.filter(F.col("feed") == feed).select(aggregate.arrival_hour().alias("hour_start")).distinct()
             refresh_quality(spark, self.settings, feed, hours, (first, last),
                             self.txn("quality-quarantine", feed, batch_id))
-
-
-def refresh_quality(spark: SparkSession, settings: Settings, feed: str, hours: DataFrame,
-                    span: tuple[int | None, int | None], txn: tuple[str, int] | None = None) -> None:
-    """Recompute gold/quality of one feed's hours (first and last in `span`, epoch µs) from silver and quarantine."""
-    lo, hi = span
-    if lo is None or hi is None:
-        return
-    wanted = F.broadcast(hours.filter(F.col("hour_start").isNotNull()).distinct())
-    silver_path = table_path(settings.lakehouse_path, "silver", feed)
-    quarantine_path = table_path(settings.lakehouse_path, "quality", "quarantine")
-    silver = (spark.read.format("delta").load(str(silver_path)) if exists(silver_path)
-              else spark.createDataFrame([], _EMPTY_SILVER))
-    quarantine = (spark.read.format("delta").load(str(quarantine_path)).filter(F.col("feed") == feed)
-                  if exists(quarantine_path) else spark.createDataFrame([], _EMPTY_QUARANTINE))
-    silver = (silver.filter(F.unix_micros(F.col(EVENT_TIME)).between(lo, hi + HOUR_US - 1))
-              .withColumn("hour_start", hour_of(F.col(EVENT_TIME))).join(wanted, on="hour_start", how="left_semi"))
-    quarantine = quarantine.withColumn("hour_start", aggregate.arrival_hour()).join(wanted, on="hour_start",
-                                                                                   how="left_semi")
-    rows = (aggregate.quality(silver.withColumn("feed", F.lit(feed)), quarantine)
-            .withColumn("updated_at", F.current_timestamp()))
-    merge_into(spark, QUALITY, gold_path(settings, QUALITY), rows, [feed], txn)

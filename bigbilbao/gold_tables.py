@@ -2,7 +2,10 @@
 
 Tables under <lakehouse>/gold (partitioned by feed unless noted; plain Delta, readable by delta-rs and DuckDB):
   hourly       key (feed, field, sensor_id, hour_start); contract columns + updated_at, restated_reason
-  events       key (feed, field, event_id, event_time); insert only
+  windows      key (feed, field, grain, area_level, area_code, window_start): 15min/hour/day per area
+               (`bigbilbao.windows`); + updated_at, restated_reason
+  events       key (feed, field, event_id, event_time); a later update of the event (e.g. a dispatch's
+               arrival) rewrites the row; + updated_at
   quality      key (feed, district_code, barrio_code, hour_start), null-safe; + updated_at
   alerts       key alert_id; insert only: a published alert is never rewritten or withdrawn; + raised_at
   late_events  (not partitioned) silver rows older than their feed's watermark when gold first saw them
@@ -34,6 +37,7 @@ from bigbilbao.aggregate import ALERTS_SCHEMA, EVENTS_SCHEMA, HOURLY_SCHEMA, QUA
 from bigbilbao.errors import PipelineError
 from bigbilbao.read import table_path
 from bigbilbao.settings import Settings
+from bigbilbao.windows import WINDOW_KEY, WINDOWS_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -88,18 +92,22 @@ class GoldTable:
         return self.schema.fieldNames()
 
 
-HOURLY = GoldTable("hourly", _with(HOURLY_SCHEMA, UPDATED_AT, T.StructField("restated_reason", T.StringType())),
+RESTATED = T.StructField("restated_reason", T.StringType())
+HOURLY = GoldTable("hourly", _with(HOURLY_SCHEMA, UPDATED_AT, RESTATED),
                    ("feed", "field", "sensor_id", "hour_start"),
                    exact=("n", "min", "max", "district_code", "barrio_code", "boundary_version"),
                    approx=("sum", "mean"))
-EVENTS = GoldTable("events", _with(EVENTS_SCHEMA, UPDATED_AT), ("feed", "field", "event_id", "event_time"))
+WINDOWS = GoldTable("windows", _with(WINDOWS_SCHEMA, UPDATED_AT, RESTATED), WINDOW_KEY,
+                    exact=("n", "min", "max", "entities", "boundary_version"), approx=("sum", "mean"))
+EVENTS = GoldTable("events", _with(EVENTS_SCHEMA, UPDATED_AT), ("feed", "field", "event_id", "event_time"),
+                   exact=("value", "district_code", "barrio_code", "boundary_version"))
 QUALITY = GoldTable("quality", _with(QUALITY_SCHEMA, UPDATED_AT),
                     ("feed", "district_code", "barrio_code", "hour_start"),
                     exact=("n_valid", "n_quarantined"), approx=("lag_sum_s",))
 ALERTS = GoldTable("alerts", _with(ALERTS_SCHEMA, T.StructField("raised_at", T.TimestampType())), ("alert_id",))
 LATE_EVENTS = GoldTable("late_events", LATE_SCHEMA, partitioned=False)
 WATERMARKS = GoldTable("watermarks", WATERMARK_SCHEMA, partitioned=False)
-TABLES = (HOURLY, EVENTS, QUALITY, ALERTS, LATE_EVENTS, WATERMARKS)
+TABLES = (HOURLY, WINDOWS, EVENTS, QUALITY, ALERTS, LATE_EVENTS, WATERMARKS)
 
 
 def gold_path(settings: Settings, table: GoldTable | str) -> Path:

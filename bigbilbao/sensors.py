@@ -183,10 +183,20 @@ def _bus(sensor: Sensor, moment: datetime, rng: random.Random) -> dict[str, Any]
     lat = min(max(sensor.lat + y0 + (y1 - y0) * along, BBOX[1]), BBOX[3])
     bearing = (90.0, 0.0, 270.0, 180.0)[int(side)]
     speed = round(max(0.0, sensor.size * (1.3 - 0.6 * activity(moment)) + rng.gauss(0, 3)), 1)
-    return {"observationDateTime": _iso(moment), "vehicleType": "bus", "fleetVehicleId": f"{500 + sensor.index}",
+    body = {"observationDateTime": _iso(moment), "vehicleType": "bus", "fleetVehicleId": f"{500 + sensor.index}",
             "speed": speed, "bearing": bearing, "serviceStatus": "onRoute" if speed > 0 else "parked",
             "refPublicTransportRoute": f"bilbobus-line-{1 + sensor.index % 8:02d}",
             "location": {"type": "Point", "coordinates": [round(lon, 6), round(lat, 6)]}}
+    return {**body, **_bus_stop(sensor, moment, rng)} if speed > 0 else body
+
+
+def _bus_stop(sensor: Sensor, moment: datetime, rng: random.Random) -> dict[str, Any]:
+    """Every fourth report of a bus in service is at a stop: its stop and how late it is (more so at rush hour)."""
+    report = int(moment.timestamp() // 30)
+    if report % 4 != sensor.index % 4:
+        return {}
+    late = rng.gauss(40 + 200 * activity(moment), 90)
+    return {"refBusStop": f"bilbobus-stop-{(report // 4 + sensor.index) % 600:03d}", "scheduleDeviation": round(late)}
 
 
 def _bike(sensor: Sensor, moment: datetime, rng: random.Random) -> dict[str, Any]:

@@ -218,8 +218,8 @@ def test_suppression_threshold_and_zero_policy() -> None:
 def test_shipped_catalogue_scores_the_golden_data() -> None:
     card = compute_scorecard(load_catalogue(), golden_hourly(), gold_events=golden_events(),
                              sensors=golden_sensors(), as_of=AS_OF, boundary_version="b")
-    # packaged population: 8 districts; areas = city + 8 districts + 4 barrios; 42 KPIs x 13 areas x 4 periods
-    assert len(card.kpis) == 42 * 13 * 4
+    # packaged population: 8 districts; areas = city + 8 districts + 4 barrios; 43 KPIs x 13 areas x 4 periods
+    assert len(card.kpis) == 43 * 13 * 4
     assert set(card.kpis["status"].dropna()) <= {"green", "amber", "red", "no_data"}
     # EU rule with the official figures: 19 hourly NO2 exceedances vs 18 allowed, capture 24/24 >= 0.9
     check(card, "no2_hourly_limit_exceedances", "district", "1", value=19.0, status="red", score=0.0)

@@ -91,4 +91,4 @@ def test_required_sources_tell_gold_what_to_produce() -> None:
     assert {("air_quality", "no2"), ("air_quality", "o3"), ("waste_containers", "fillingLevel"),
             ("bike_stations", "freeSlotNumber"), ("energy_meters", "totalConsumption")} <= needed["hourly"]
     assert needed["events"] == {("incidents", "id"), ("road_accidents", "id"),
-                                ("emergency_dispatches", "arrivalTime")}
+                                ("emergency_dispatches", "arrivalTime"), ("bus_positions", "scheduleDeviation")}
