@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bigbilbao import __version__, broker, jvm, logs
 from bigbilbao import boundaries_cli
+from bigbilbao import scorecard_cli
 from bigbilbao.errors import BigBilbaoError, SettingsError
 from bigbilbao.settings import Settings, load_settings
 
@@ -82,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("setup", parents=[common], help="check Java and resolve the JVM jars",
                    description="Check for Java 17+ and download the Spark/Delta/Kafka jars into the cache.")
     boundaries_cli.add_parser(sub, common)  # `bigbilbao boundaries import|list`
+    scorecard_cli.add_parser(sub, common)  # `bigbilbao scorecard show`
     return parser
 
 
@@ -166,6 +168,7 @@ def _setup(settings: Settings, _args: argparse.Namespace) -> int:
 COMMANDS = {"demo": _demo, "run": _run, "broker": _broker, "setup": _setup, "simulate": _simulate,
             "replay": _replay}
 COMMANDS["boundaries"] = boundaries_cli.run
+COMMANDS["scorecard"] = scorecard_cli.run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,6 +41,7 @@ class Population:
     districts: Mapping[str, int] = field(hash=False)
     barrios: Mapping[str, int] = field(default_factory=dict, hash=False)
     verified: bool = False
+    names: Mapping[str, str] = field(default_factory=dict, hash=False)  # district and barrio code -> name
 
     def of(self, level: str, code: str) -> int | None:
         """Inhabitants of one area, or None when the reference has no figure for it."""
@@ -82,7 +83,14 @@ def parse_population(raw: Any, name: str = "<population>") -> Population:
         raise PopulationError(message)
     return Population(str(raw["source"]), raw["reference_date"], city,
                       _table(raw["districts"], "district_code", f"{name}: districts"),
-                      _table(raw.get("barrios", []), "barrio_code", f"{name}: barrios"), bool(raw.get("verified")))
+                      _table(raw.get("barrios", []), "barrio_code", f"{name}: barrios"), bool(raw.get("verified")),
+                      _names([*raw["districts"], *raw.get("barrios", [])]))
+
+
+def _names(rows: list[dict[str, Any]]) -> Mapping[str, str]:
+    """Code -> name of the (already validated) district and barrio rows that carry a name."""
+    codes = [str(row["barrio_code"] if "barrio_code" in row else row["district_code"]) for row in rows]
+    return MappingProxyType({code: str(row["name"]) for code, row in zip(codes, rows) if row.get("name")})
 
 
 def _table(rows: Any, code_key: str, where: str) -> Mapping[str, int]:

@@ -1,12 +1,8 @@
 """Publishing gold: the scorecard computed from the gold tables into Delta, and EU threshold alerts onto Kafka.
 
 The scorecard's inputs are small (hours x sensors x fields of two calendar years at most), so they
-are read with delta-rs into pandas and written back with delta-rs; no JVM is needed. Two tables:
-  gold/scorecard         KPI rows (`scorecard.KPI_COLUMNS`) + as_of, published_at;
-                         MERGE key (kpi_id, area_level, area_code, period, period_start)
-  gold/scorecard_scores  perspective and overall scores (`scoring.SCORE_COLUMNS`) + as_of, published_at;
-                         MERGE key (area_level, area_code, period, period_start, perspective)
-A period keeps the row of its latest publication: publishing again for the same as_of rewrites the
+are read with delta-rs into pandas and written back with delta-rs (`bigbilbao.scorecard_store`: the
+gold/scorecard and gold/scorecard_scores tables and their keys); no JVM is needed. A period keeps the row of its latest publication: publishing again for the same as_of rewrites the
 same rows, and the Delta history keeps every earlier version.
 """
 
@@ -32,28 +28,15 @@ from bigbilbao.kpis import load_catalogue
 from bigbilbao.population import Population
 from bigbilbao.read import table_path
 from bigbilbao.scorecard import compute_scorecard
+from bigbilbao.scorecard_store import (  # noqa: F401  (the table contracts are part of this API)
+    SCORECARD, SCORECARD_KEY, SCORECARD_SCHEMA, SCORES, SCORES_KEY, SCORES_SCHEMA, merge_frame,
+)
 from bigbilbao.settings import Settings
 
 log = logging.getLogger(__name__)
 
 ALERTS_TOPIC = "alerts"
-SCORECARD_KEY = ("kpi_id", "area_level", "area_code", "period", "period_start")
-SCORES_KEY = ("area_level", "area_code", "period", "period_start", "perspective")
 _UTC = pa.timestamp("us", tz="UTC")
-_TEXT = ["kpi_id", "perspective", "area_level", "area_code", "period"]
-SCORECARD_SCHEMA = pa.schema(
-    [(name, pa.string()) for name in _TEXT] + [("period_start", _UTC), ("period_end", _UTC), ("value", pa.float64()),
-     ("unit", pa.string()), ("target", pa.float64()), ("status", pa.string()), ("score", pa.float64()),
-     ("trend", pa.string()), ("delta", pa.float64()), ("previous_value", pa.float64()),
-     ("exceedances_used", pa.float64()), ("exceedances_allowed", pa.int64()), ("data_capture", pa.float64()),
-     ("n", pa.float64()), ("suppressed", pa.bool_()), ("catalogue_version", pa.string()),
-     ("boundary_version", pa.string()), ("as_of", _UTC), ("published_at", _UTC)])
-SCORES_SCHEMA = pa.schema(
-    [("area_level", pa.string()), ("area_code", pa.string()), ("period", pa.string()), ("period_start", _UTC),
-     ("period_end", _UTC), ("perspective", pa.string()), ("score", pa.float64()), ("n_kpis", pa.int64()),
-     ("catalogue_version", pa.string()), ("boundary_version", pa.string()), ("as_of", _UTC), ("published_at", _UTC)])
-
-
 def publish_scorecard(spark: SparkSession | None, settings: Settings, as_of: datetime,
                       catalogue: Catalogue | None = None,
                       population: Population | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -76,8 +59,8 @@ def publish_scorecard(spark: SparkSession | None, settings: Settings, as_of: dat
                              sensors=read_sensors(lake), population=population)
     stamps = {"as_of": pd.Timestamp(as_of).tz_convert("UTC"), "published_at": pd.Timestamp.now(tz="UTC")}
     kpis, scores = card.kpis.assign(**stamps), card.scores.assign(**stamps)
-    merge_frame(table_path(lake, "gold", "scorecard"), kpis, SCORECARD_SCHEMA, SCORECARD_KEY)
-    merge_frame(table_path(lake, "gold", "scorecard_scores"), scores, SCORES_SCHEMA, SCORES_KEY)
+    merge_frame(table_path(lake, "gold", SCORECARD), kpis, SCORECARD_SCHEMA, SCORECARD_KEY)
+    merge_frame(table_path(lake, "gold", SCORES), scores, SCORES_SCHEMA, SCORES_KEY)
     log.info("published the scorecard as of %s: %d KPI rows, %d scores", as_of.isoformat(), len(kpis), len(scores))
     return kpis, scores
 
@@ -121,22 +104,6 @@ def boundary_version(*frames: pd.DataFrame | None) -> str:
         if frame is not None and "boundary_version" in frame.columns:
             versions.update(str(v) for v in frame["boundary_version"].dropna().unique())
     return ";".join(sorted(versions)) or "unknown"
-
-
-def merge_frame(path: Path, frame: pd.DataFrame, schema: pa.Schema, key: Sequence[str]) -> None:
-    """Upsert a pandas frame into a Delta table on `key` (creating the table on first use), typed by `schema`."""
-    from deltalake import DeltaTable, write_deltalake
-    from deltalake.exceptions import TableNotFoundError
-
-    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
-    try:
-        target = DeltaTable(str(path))
-    except TableNotFoundError:
-        write_deltalake(str(path), table, mode="append")
-        return
-    predicate = " AND ".join(f"t.{name} = s.{name}" for name in key)
-    (target.merge(source=table, predicate=predicate, source_alias="s", target_alias="t")
-     .when_matched_update_all().when_not_matched_insert_all().execute())
 
 
 def publish_alerts(settings: Settings, bootstrap: str, rows: Sequence[dict[str, Any]],

@@ -92,3 +92,21 @@ def test_required_sources_tell_gold_what_to_produce() -> None:
             ("bike_stations", "freeSlotNumber"), ("energy_meters", "totalConsumption")} <= needed["hourly"]
     assert needed["events"] == {("incidents", "id"), ("road_accidents", "id"),
                                 ("emergency_dispatches", "arrivalTime"), ("bus_positions", "scheduleDeviation")}
+
+
+def test_bus_punctuality_is_the_share_of_stop_events_within_minus_1_plus_5_minutes() -> None:
+    deviations = {"1": [-90, -60, 0, 120, 300, 301, 600, 30], "4": [10, 20, 400]}
+    events = pd.DataFrame([
+        {"feed": "bus_positions", "field": "scheduleDeviation", "event_id": f"bus-{district}-{i}",
+         "district_code": district, "barrio_code": None,
+         "event_time": pd.Timestamp(2025, 3, 7, 8, i, tz="UTC"), "value": float(seconds)}
+        for district, values in deviations.items() for i, seconds in enumerate(values)])
+    card = compute_scorecard(load_catalogue(), None, gold_events=events, as_of=AS_OF, boundary_version="b",
+                             population=POPULATION)
+    # district 1: -60, 0, 120, 300 and 30 lie in [-60, 300] (bounds included): 5 of 8 = 0.625 -> below amber 0.75
+    # -> red; higher is better: 100 * (0.625 - 0.6) / (0.9 - 0.6) = 8.3333
+    check(card, "bus_punctuality", "district", "1", value=0.625, status="red", score=8.3333, n=8.0)
+    # city: 5 + 2 of 11 = 0.636364 -> red; 100 * (0.636364 - 0.6) / 0.3 = 12.1212
+    check(card, "bus_punctuality", "city", CITY, value=0.636364, status="red", score=12.1212, n=11.0)
+    # district 4: 3 stop events (< 5): published suppressed, status from 2/3 = 0.6667 -> red
+    check(card, "bus_punctuality", "district", "4", value=None, suppressed=True, status="red")
