@@ -13,6 +13,7 @@ from pathlib import Path
 from bigbilbao import __version__, broker, jvm, logs
 from bigbilbao import boundaries_cli
 from bigbilbao import scorecard_cli
+from bigbilbao import analyst_cli
 from bigbilbao.errors import BigBilbaoError, SettingsError
 from bigbilbao.settings import Settings, load_settings
 
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
                    description="Check for Java 17+ and download the Spark/Delta/Kafka jars into the cache.")
     boundaries_cli.add_parser(sub, common)  # `bigbilbao boundaries import|list`
     scorecard_cli.add_parser(sub, common)  # `bigbilbao scorecard show`
+    analyst_cli.add_parsers(sub, common)  # `bigbilbao report`, `bigbilbao catalog`
     return parser
 
 
@@ -169,6 +171,8 @@ COMMANDS = {"demo": _demo, "run": _run, "broker": _broker, "setup": _setup, "sim
             "replay": _replay}
 COMMANDS["boundaries"] = boundaries_cli.run
 COMMANDS["scorecard"] = scorecard_cli.run
+COMMANDS["report"] = analyst_cli.run_report
+COMMANDS["catalog"] = analyst_cli.run_catalog
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from bigbilbao.catalog_settings import CatalogSettings
 from bigbilbao.errors import SettingsError
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class Settings:
     jvm: JvmSettings = field(default_factory=JvmSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     boundaries: BoundarySettings = field(default_factory=BoundarySettings)
+    catalog: CatalogSettings = field(default_factory=CatalogSettings)
     feeds: tuple[FeedSettings, ...] = ()
     source: str = ""
 
