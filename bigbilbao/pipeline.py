@@ -14,7 +14,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from bigbilbao import contracts, gold, ingest, kafka_clients, publish, silver
+from bigbilbao import catalog, contracts, gold, ingest, kafka_clients, publish, silver
 from bigbilbao.errors import PipelineError
 from bigbilbao.session import build_spark
 from bigbilbao.settings import Settings
@@ -47,7 +47,7 @@ def start_stage(spark: SparkSession, settings: Settings, stage: str, bootstrap: 
         return silver.start_silver(spark, settings, feeds, until_idle)
     if stage == "gold":
         ingest.ensure_bronze_tables(spark, settings, feeds)
-        silver.ensure_silver_tables(spark, settings, feeds, silver.spatial_enricher(settings))
+        silver.ensure_silver_tables(spark, settings, feeds)
         alerts = lambda rows: publish.publish_alerts(settings, bootstrap, rows)  # noqa: E731
         return gold.start_gold(spark, settings, feeds, until_idle, on_alerts=alerts)
     msg = f"Unknown stage '{stage}'; choose one of {', '.join(STAGES)} or 'all'."
@@ -82,6 +82,7 @@ def run(settings: Settings, stage: str = "all", until_idle: bool = False, master
             _await(queries, tick)
     if "scorecard" in stages:
         publish_scorecard(settings)
+    catalog.apply_properties(settings.lakehouse_path, settings)
 
 
 def _await(queries: list[StreamingQuery], tick: Callable[[], None] | None = None) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
 from bigbilbao import ingest, locate, quality, sinks
@@ -135,8 +136,7 @@ def metrics_rows(rule_counts: DataFrame, batch_id: int, rows: int, duplicates: i
     )
 
 
-def ensure_silver_tables(spark: SparkSession, settings: Settings, contracts: Mapping[str, Contract],
-                         enricher: Enricher) -> None:
+def ensure_silver_tables(spark: SparkSession, settings: Settings, contracts: Mapping[str, Contract]) -> None:
     """Create empty silver tables, so gold streams can start beside silver on a new lakehouse."""
     empty = spark.createDataFrame([], ingest.KAFKA_SCHEMA)
     for feed, contract in contracts.items():
@@ -144,8 +144,10 @@ def ensure_silver_tables(spark: SparkSession, settings: Settings, contracts: Map
         if (path / "_delta_log").is_dir():
             continue
         valid, _ = quality.split(quality.judge(ingest.bronze(empty, feed, contract), contract))
-        rows = enricher(quality.to_silver(valid, contract, SCHEMA_ONLY_KEY), contract)
-        rows.write.format("delta").mode("append").save(str(path))
+        schema = quality.to_silver(valid, contract, SCHEMA_ONLY_KEY).schema
+        for name in locate.LABELS:
+            schema = schema.add(name, T.StringType())
+        spark.createDataFrame([], schema).write.format("delta").mode("append").save(str(path))
 
 
 def ensure_quality_tables(spark: SparkSession, settings: Settings, contract: Contract) -> None:
@@ -175,7 +177,7 @@ def start_silver(spark: SparkSession, settings: Settings, contracts: Mapping[str
     enricher = enricher or spatial_enricher(settings)
     queries = []
     ensure_quality_tables(spark, settings, next(iter(contracts.values())))
-    ensure_silver_tables(spark, settings, contracts, enricher)
+    ensure_silver_tables(spark, settings, contracts)
     for feed, contract in contracts.items():
         checkpoint = settings.checkpoint_path / "silver" / feed
         source = sinks.table_path(settings.lakehouse_path, "bronze", feed)
