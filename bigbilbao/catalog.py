@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,6 @@ class TableEntry:
     last_commit: datetime
     dq_pass_rate: float | None = None
     dq_measured_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def table(self) -> str:
@@ -133,7 +132,10 @@ def row_count(table: Any) -> int:
 
 
 def dq_pass_rates(lakehouse: Path) -> dict[str, tuple[float | None, datetime]]:
-    """Per feed, the share of rows of its latest micro-batch that broke no quarantine rule (from quality/dq_metrics)."""
+    """Per feed, the share of its latest micro-batch that broke no quarantine rule, from quality/dq_metrics.
+
+    A row breaking two rules counts twice, so the rate is a lower bound; duplicates are not failures.
+    """
     try:
         metrics = read.read_pandas(lakehouse, "quality", "dq_metrics")
     except PipelineError:

@@ -6,6 +6,7 @@ text; naive means UTC): the table as it was at that version, or at its latest co
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
@@ -73,13 +74,28 @@ def open_table(lakehouse: Path, layer: str, name: str, as_of: AsOf = None) -> De
     if when is None:
         return table
     try:
+        if isinstance(when, datetime) and when.timestamp() * 1000 < _first_commit_ms(path):
+            msg = "before the table's first commit"
+            raise ValueError(msg)
         table.load_as_version(when)
     except (DeltaError, ValueError, OSError) as exc:
-        shown = when.isoformat() if isinstance(when, datetime) else f"version {when}"
-        msg = (f"{layer}/{name} has no version at {shown} (latest is {table.version()}); "
+        shown = f"at or before {when.isoformat()}" if isinstance(when, datetime) else str(when)
+        msg = (f"{layer}/{name} has no version {shown} (latest is {table.version()}); "
                "pick a version or time within its history.")
         raise PipelineError(msg) from exc
     return table
+
+
+def _first_commit_ms(path: Path) -> float:
+    """Epoch ms of the oldest commit still in the table's log (delta-rs would silently load it for earlier times)."""
+    commits = sorted((path / "_delta_log").glob("*.json"))
+    if not commits:
+        return float("-inf")
+    for line in commits[0].read_text(encoding="utf-8").splitlines():
+        action = json.loads(line)
+        if "commitInfo" in action and "timestamp" in action["commitInfo"]:
+            return float(action["commitInfo"]["timestamp"])
+    return commits[0].stat().st_mtime * 1000
 
 
 def read_table(lakehouse: Path, layer: str, name: str, columns: list[str] | None = None,

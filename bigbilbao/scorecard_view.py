@@ -9,7 +9,7 @@ import pandas as pd
 
 from bigbilbao import read
 from bigbilbao.errors import BigBilbaoError
-from bigbilbao.population import BARRIO, CITY, DISTRICT, load_population
+from bigbilbao.population import load_population
 
 log = logging.getLogger(__name__)
 
@@ -106,5 +106,3 @@ def score_status(score: float | None) -> str:
             return status
     return "red"
 
-
-AREA_LEVELS = (CITY, DISTRICT, BARRIO)
