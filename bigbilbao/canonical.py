@@ -49,7 +49,7 @@ def unknown_unit(spec: FieldSpec, unit: Column, value_kind: Column, number: Colu
     return F.coalesce(unit.isNotNull() & undeclared & numeric, F.lit(False))
 
 
-def _convert(spec: FieldSpec, number: Column, unit: Column, unchanged: Column, whole: bool = False) -> Column:
+def convert(spec: FieldSpec, number: Column, unit: Column, unchanged: Column, whole: bool = False) -> Column:
     """number * factor + offset for the unit it was sent in (rounded for `whole` fields), else `unchanged`."""
     chain = None
     for name, (factor, offset) in conversions(spec).items():
@@ -69,11 +69,11 @@ def typed(spec: FieldSpec, value: Column, value_kind: Column, number: Column, st
     timestamp: the time parsed to UTC. Anything else is null, and so is a value in an undeclared unit.
     """
     if spec.type == "double":
-        result = _convert(spec, number, unit, number)
+        result = convert(spec, number, unit, number)
     elif spec.type == "long":
         exact = F.when(value_kind.rlike(INTEGER_KIND), F.try_variant_get(value, "$", "bigint"))
         integral = F.when(~F.isnan(number) & (number == F.floor(number)), number)
-        result = _convert(spec, number, unit, F.coalesce(exact, integral.try_cast("bigint")), whole=True)
+        result = convert(spec, number, unit, F.coalesce(exact, integral.try_cast("bigint")), whole=True)
     elif spec.type == "boolean":
         result = F.when(value_kind == "BOOLEAN", F.try_variant_get(value, "$", "boolean"))
     elif spec.type == "string":

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from bigbilbao.canonical import convert
 from bigbilbao.contracts import Contract
 from bigbilbao.errors import ContractError
 from bigbilbao.ngsi_columns import ATTRIBUTES, ref
@@ -64,9 +65,11 @@ def _not_all_zero(rule: Rule) -> tuple[Column, Column]:
     return F.least(*zero) if len(zero) > 1 else zero[0], F.lit(f"{list(rule.fields)} are all zero")
 
 
-def _range(rule: Rule) -> tuple[Column, Column]:
-    """Not a number, or outside [min, max]; NaN passes, as Python's comparisons with NaN are false."""
-    number, name = fact("num", rule.field or ""), rule.field or ""
+def _range(rule: Rule, contract: Contract) -> tuple[Column, Column]:
+    """Not a number, or outside [min, max] in the canonical unit; NaN passes, as Python's comparisons with NaN do."""
+    name = rule.field or ""
+    raw = fact("num", name)
+    number = convert(contract.fields[name], raw, fact("unit", name), raw) if name in contract.fields else raw
     outside = F.lit(False)
     if rule.min is not None:
         outside = outside | (number < F.lit(float(rule.min)))
@@ -150,7 +153,7 @@ def _entity_type(contract: Contract) -> tuple[Column, Column]:
     return sent.isNotNull() & ~F.coalesce(matches, F.lit(False)), detail
 
 
-CHECKS = {"required": _required, "required_any": _required_any, "not_all_zero": _not_all_zero, "range": _range,
+CHECKS = {"required": _required, "required_any": _required_any, "not_all_zero": _not_all_zero,
           "allowed": _allowed, "pattern": _pattern, "bbox": _bbox, "max_age": _timed, "not_future": _timed,
           "not_before": _timed}
 
@@ -163,7 +166,7 @@ def violation(rule: Rule, contract: Contract) -> tuple[Column, Column]:
         message = f"rule {rule.name!r}: check {rule.check!r} cannot read event_time"
         raise ContractError(message)
     else:
-        violated, detail = CHECKS[rule.check](rule)
+        violated, detail = _range(rule, contract) if rule.check == "range" else CHECKS[rule.check](rule)
     return F.coalesce(violated, F.lit(False)), detail
 
 

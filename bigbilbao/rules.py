@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from bigbilbao.errors import ContractError
 from bigbilbao.ngsi import parse_datetime
 
 if TYPE_CHECKING:
@@ -159,18 +160,41 @@ def _check_parameters(rule: Rule, key: str, scope: RuleScope) -> None:
         raise SpecError(f"{key}.seconds", "must be positive")
 
 
-def check_event(contract: Contract, event: Mapping[str, Any], now: datetime | None = None) -> list[Violation]:
-    """Return every rule a keyValues event breaks; `now` is the arrival time that staleness is judged against."""
+def check_event(contract: Contract, event: Mapping[str, Any], now: datetime | None = None,
+                units: Mapping[str, str] | None = None) -> list[Violation]:
+    """Return every rule a keyValues event breaks; `now` is the arrival time that staleness is judged against.
+
+    `units` (attribute -> unit code, as `ngsi.unit_codes` reads them) puts range checks in the contract's
+    canonical unit, the unit its limits are written in: humidity sent as 55 % is checked as 0.55.
+    """
     reference = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    numbers = canonical_numbers(contract, event, units or {})
     violations = []
     for rule in contract.rules:
-        detail = _judge(rule, contract, event, reference)
+        detail = _judge(rule, contract, event, reference, numbers)
         if detail is not None:
             violations.append(Violation(rule.name, rule.action, detail))
     return violations
 
 
-def _judge(rule: Rule, contract: Contract, event: Mapping[str, Any], now: datetime) -> str | None:
+def canonical_numbers(contract: Contract, event: Mapping[str, Any], units: Mapping[str, str]) -> dict[str, float]:
+    """Numbers sent in a declared non-canonical unit, converted; values in undeclared units are left out."""
+    converted = {}
+    for name, unit in units.items():
+        number = _number(event.get(name)) if name in contract.fields else None
+        if number is None:
+            continue
+        try:
+            conversion = contract.fields[name].conversion(unit)
+        except ContractError:
+            continue
+        if conversion is not None:
+            converted[name] = conversion.apply(number)
+    return converted
+
+
+def _judge(rule: Rule, contract: Contract, event: Mapping[str, Any], now: datetime,
+           numbers: Mapping[str, float]) -> str | None:
     """Apply one rule; return why the event breaks it, or None. Absent values pass all but presence checks."""
     if rule.check == "entity_type":
         sent = event.get("type")
@@ -186,13 +210,14 @@ def _judge(rule: Rule, contract: Contract, event: Mapping[str, Any], now: dateti
         return None if _present(value) else f"{rule.field} is missing"
     if not _present(value):
         return None
-    return _judge_value(rule, contract, event, value, now)
+    return _judge_value(rule, contract, event, value, now, numbers)
 
 
-def _judge_value(rule: Rule, contract: Contract, event: Mapping[str, Any], value: Any, now: datetime) -> str | None:
-    """Apply a value check to a present value."""
+def _judge_value(rule: Rule, contract: Contract, event: Mapping[str, Any], value: Any, now: datetime,
+                 numbers: Mapping[str, float]) -> str | None:
+    """Apply a value check to a present value (range checks on the canonical number)."""
     if rule.check == "range":
-        number = _number(value)
+        number = numbers.get(rule.field or "", _number(value))
         if number is None:
             return f"{rule.field}={value!r} is not a number"
         too_low = rule.min is not None and number < rule.min

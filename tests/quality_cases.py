@@ -1,6 +1,6 @@
 """Test payloads for silver semantics (simulated feeds, odd values in every NGSI shape) and the Python oracle.
 
-The oracle is the reference: `rules.check_event(contract, ngsi.to_key_values(json.loads(payload)), now)`,
+The oracle is the reference: `rules.check_event(contract, ngsi.to_key_values(doc), now, ngsi.unit_codes(doc))`,
 plus `parse_error` for what bronze could not parse and `unknown_unit` for units the contract does not
 declare (`FieldSpec.conversion` raises).
 """
@@ -90,7 +90,7 @@ def expected_verdicts(contract: Contract, payload: bytes | None, now: datetime, 
     if doc is None:
         return verdicts
     event = to_key_values(doc)
-    for violation in check_event(contract, event, now):
+    for violation in check_event(contract, event, now, units=unit_codes(doc)):
         verdicts[violation.action].append(violation.rule)
     if unknown_unit(contract, doc, event):
         verdicts["quarantine"].append("unknown_unit")

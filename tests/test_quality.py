@@ -21,6 +21,7 @@ from bigbilbao.contracts import Contract, load_contracts
 from bigbilbao.errors import PipelineError
 from bigbilbao.ngsi import parse_datetime, to_key_values, unit_codes
 from bigbilbao.privacy import hmac_sha256_hex
+from bigbilbao.rules import check_event
 from bigbilbao.timeparse import with_timestamps
 from tests import quality_cases as cases
 from tests.conftest import SHARED_DATA
@@ -131,7 +132,9 @@ def _silver_json(frames: list, contracts: dict[str, Contract]):  # noqa: ANN202
 
 
 def _same(got: Any, want: Any) -> bool:
-    """Equal, or both NaN, or floats equal to 12 significant digits."""
+    """Equal, or both NaN (Spark's to_json writes NaN as the string "NaN"), or floats equal to 12 significant digits."""
+    if isinstance(want, float) and math.isnan(want) and got == "NaN":
+        return True
     if isinstance(want, float) and isinstance(got, (int, float)):
         return math.isclose(got, want, rel_tol=1e-12) or (math.isnan(want) and math.isnan(got))
     return got == want
@@ -160,7 +163,7 @@ def test_silver_values_are_typed_canonical_and_pseudonymised(judged, contracts) 
     assert set(compared) == {"double", "long", "string", "boolean", "timestamp", "location", "pseudonym"}
 
 
-def test_units_convert_as_declared_and_rules_judge_values_as_sent(spark, contracts) -> None:  # noqa: ANN001
+def test_units_convert_as_declared_and_rules_judge_canonical_values(spark, contracts) -> None:  # noqa: ANN001
     contract = contracts["air_quality"]
     base = {"id": "st", "type": "AirQualityObserved", "dateObserved": "2026-03-28T21:00:00Z",
             "location": {"type": "Point", "coordinates": [-2.93, 43.26]}}
@@ -178,9 +181,15 @@ def test_units_convert_as_declared_and_rules_judge_values_as_sent(spark, contrac
     rows = {r["offset"]: r for r in result.select("offset", "dq_quarantine", "dq_warnings", "canonical.*").collect()}
     assert rows[0]["no2"] == pytest.approx(40.0) and rows[0]["co"] == pytest.approx(0.5)
     assert rows[0]["temperature"] == pytest.approx(17.0) and rows[0]["relativeHumidity"] == pytest.approx(0.55)
-    # The reference judges values as sent: 55 % and 290.15 K break the canonical ranges, 500 ug/m3 the CO warning.
-    assert rows[0]["dq_quarantine"] == ["humidity_is_fraction", "temperature_plausible"]
-    assert rows[0]["dq_warnings"] == ["co_plausible"]
+    # Range limits are written in canonical units: 55 % is 0.55, 290.15 K is 17 degC, 500 ug/m3 is 0.5 mg/m3.
+    assert rows[0]["dq_quarantine"] == [] and rows[0]["dq_warnings"] == []
+    hot = {**base, "temperature": {"type": "Number", "value": 330.15, "metadata": {"unitCode": "K"}},
+           "relativeHumidity": {"type": "Number", "value": 0.9, "metadata": {"unitCode": "P1"}}}
+    verdict = quality.judge(ingest.bronze(spark.createDataFrame(
+        [("aq", 0, 9, now, json.dumps(hot).encode())], KAFKA_SCHEMA), "air_quality", contract), contract).first()
+    assert verdict["dq_quarantine"] == ["temperature_plausible"], "57 degC is implausible, 0.9 % is a fraction"
+    reference = check_event(contract, to_key_values(hot), now, unit_codes(hot))
+    assert [v.rule for v in reference if v.action == "quarantine"] == ["temperature_plausible"]
     assert rows[1]["no2"] == pytest.approx(41.0) and rows[1]["pm10"] == pytest.approx(20.0)
     assert rows[2]["dq_quarantine"] == ["unknown_unit"] and rows[2]["no2"] is None
     assert rows[3]["no2"] == 41.0 and [rows[i]["dq_quarantine"] for i in (1, 3)] == [[], []]
