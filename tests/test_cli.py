@@ -32,6 +32,17 @@ def test_every_command_has_help(command: list[str]) -> None:
     assert "usage: bigbilbao" in proc.stdout
 
 
+def test_run_offers_exactly_the_pipeline_stages() -> None:
+    from bigbilbao import cli, pipeline
+
+    assert cli.pipeline_stages() == pipeline.STAGES
+
+
+def test_unknown_stage_is_one_clear_sentence() -> None:
+    proc = bigbilbao("run", "platinum", timeout=60)
+    assert proc.returncode == 2 and "invalid choice: 'platinum'" in proc.stderr and "Traceback" not in proc.stderr
+
+
 @pytest.mark.integration
 def test_broker_start_status_stop(tmp_path: Path) -> None:
     cfg = config(tmp_path)
