@@ -36,6 +36,10 @@ def python_client_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
         options.update(sasl_mechanism=settings.kafka.sasl_mechanism,
                        sasl_plain_username=settings.kafka.sasl_username,
                        sasl_plain_password=settings.kafka_password())
+    if settings.kafka.security_protocol.endswith("SSL"):
+        options["ssl_check_hostname"] = settings.kafka.ssl_check_hostname
+        if settings.kafka.ssl_cafile:
+            options["ssl_cafile"] = settings.kafka.ssl_cafile
     return options
 
 
@@ -54,6 +58,19 @@ def spark_source_options(settings: Settings, bootstrap: str) -> dict[str, str]:
         options["kafka.sasl.mechanism"] = settings.kafka.sasl_mechanism
         options["kafka.sasl.jaas.config"] = (
             f'{module} required username="{settings.kafka.sasl_username}" password="{password}";')
+    if settings.kafka.security_protocol.endswith("SSL"):
+        options.update(_spark_ssl_options(settings))
+    return options
+
+
+def _spark_ssl_options(settings: Settings) -> dict[str, str]:
+    """TLS options of the Kafka Java client: a PEM CA file as truststore, optional hostname check."""
+    options = {}
+    if settings.kafka.ssl_cafile:
+        options["kafka.ssl.truststore.type"] = "PEM"
+        options["kafka.ssl.truststore.location"] = settings.kafka.ssl_cafile
+    if not settings.kafka.ssl_check_hostname:
+        options["kafka.ssl.endpoint.identification.algorithm"] = ""
     return options
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def spark_conf(settings: Settings, master: str | None = None) -> dict[str, str]:
         # The pseudonym key enters plans as padded-key literals: hide them in EXPLAIN, the UI and errors.
         "spark.sql.redaction.string.regex": privacy.KEY_REDACTION,
     }
-    if master.startswith("local"):
+    if master.startswith("local") or re.match(r"spark://(127\.0\.0\.1|localhost):", master):
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
     conf.update(settings.spark.conf)

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 ENV_PREFIX = "BIGBILBAO__"
 DEFAULT_CONFIG = Path(__file__).parent / "resources" / "bigbilbao.yaml"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+OBJECT_STORE_SCHEMES = ("s3a", "s3", "abfss", "abfs", "gs", "wasbs")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class KafkaSettings:
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password_env: str | None = None
+    ssl_cafile: str | None = None
+    ssl_check_hostname: bool = True
     partitions: int = 2
     replication_factor: int = 1
     max_offsets_per_trigger: int = 200_000
@@ -135,15 +139,22 @@ class Settings:
     source: str = ""
 
     @property
+    def lakehouse_uri(self) -> str:
+        """The lakehouse as Spark and Hadoop see it: an object-store URI unchanged, else the absolute folder."""
+        if is_object_store(self.lakehouse.path):
+            return self.lakehouse.path.rstrip("/")
+        return str(self.lakehouse_path)
+
+    @property
     def lakehouse_path(self) -> Path:
-        """Absolute lakehouse folder."""
-        return Path(self.lakehouse.path).expanduser().resolve()
+        """Absolute lakehouse folder; an object-store lakehouse must be mounted as one (see the README)."""
+        return _local_path(self.lakehouse.path, "lakehouse.path")
 
     @property
     def checkpoint_path(self) -> Path:
         """Absolute checkpoint folder."""
         if self.lakehouse.checkpoints:
-            return Path(self.lakehouse.checkpoints).expanduser().resolve()
+            return _local_path(self.lakehouse.checkpoints, "lakehouse.checkpoints")
         return self.lakehouse_path / "_checkpoints"
 
     @property
@@ -180,6 +191,23 @@ class Settings:
                    f"(at least {self.privacy.min_key_length} characters), e.g. export {name}=$(openssl rand -hex 32).")
             raise SettingsError(msg)
         return value.encode()
+
+
+def is_object_store(path: str) -> bool:
+    """True for s3a://, abfss://, gs://… lakehouse locations."""
+    return path.partition("://")[0].lower() in OBJECT_STORE_SCHEMES and "://" in path
+
+
+def _local_path(path: str, key: str) -> Path:
+    """A filesystem path, or one sentence on why an object-store URI cannot be used as one."""
+    if is_object_store(path):
+        msg = (f"Settings key '{key}' is the object store {path}; the stages keep checkpoints and read table logs "
+               "through the filesystem, so mount the bucket (e.g. mountpoint-s3, s3fs, blobfuse2) and point "
+               f"'{key}' at the mount.")
+        raise SettingsError(msg)
+    if path.startswith("file://"):
+        path = path[len("file://"):]
+    return Path(path).expanduser().resolve()
 
 
 def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -282,12 +310,26 @@ def _check(settings: Settings) -> None:
     if settings.kafka.partitions < 1:
         msg = "Settings key 'kafka.partitions' must be at least 1."
         raise SettingsError(msg)
+    _check_sasl(settings.kafka)
     names = [f.name for f in settings.feeds]
     if len(names) != len(set(names)):
         msg = f"Settings key 'feeds' names a feed twice: {names}."
         raise SettingsError(msg)
     if not settings.enabled_feeds:
         msg = "Settings key 'feeds' enables no feed; list at least one."
+        raise SettingsError(msg)
+
+
+def _check_sasl(kafka: KafkaSettings) -> None:
+    """SASL needs a known mechanism, a user name and the name of the password's environment variable."""
+    sasl = kafka.security_protocol.startswith("SASL_")
+    if sasl and kafka.sasl_mechanism not in SASL_MECHANISMS:
+        msg = (f"Settings key 'kafka.sasl_mechanism' must be one of {', '.join(SASL_MECHANISMS)} with "
+               f"security_protocol {kafka.security_protocol}.")
+        raise SettingsError(msg)
+    if sasl and not (kafka.sasl_username and kafka.sasl_password_env):
+        msg = ("SASL needs 'kafka.sasl_username' and 'kafka.sasl_password_env' (the name of the environment "
+               "variable holding the password).")
         raise SettingsError(msg)
 
 

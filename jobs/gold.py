@@ -1,0 +1,12 @@
+"""spark-submit entry point: silver -> gold aggregates and alerts.
+
+    spark-submit --master spark://host:7077 --py-files dist/bigbilbao-0.1.0-py3-none-any.whl \
+        jobs/gold.py --config my.yaml [--until-idle] [--set section.key=value ...]
+"""
+
+import sys
+
+from bigbilbao.submit import main
+
+if __name__ == "__main__":
+    sys.exit(main("gold"))

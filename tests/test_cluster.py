@@ -1,0 +1,102 @@
+"""The jobs on a real Spark standalone cluster (a master and two workers on loopback) give the tables of a local run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bigbilbao import cluster, pipeline, read, simulate
+from bigbilbao.settings import Settings, with_overrides
+from tests.test_kafka_roundtrip import produce
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("ingest", "silver", "gold", "scorecard")
+# Processing-time columns: when a row was written, not what it says.
+VOLATILE = {"ingested_at", "quarantined_at", "processed_at", "computed_at", "published_at", "updated_at",
+            "batch_id", "valid_from", "registered_at", "as_of"}
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.StandaloneCluster]:
+    """A master and two workers (1 core, 1 GiB each) from the installed pyspark, stopped even on failure."""
+    with cluster.standalone_cluster(tmp_path_factory.mktemp("cluster"), workers=2, cores=1, memory="1g") as running:
+        yield running
+
+
+def write_config(settings: Settings, path: Path) -> Path:
+    """The settings a job needs, as the YAML file an operator would pass with --config."""
+    config = {
+        "kafka": {"bootstrap_servers": list(settings.kafka.bootstrap_servers)},
+        "lakehouse": {"path": str(settings.lakehouse_path)},
+        "spark": {"shuffle_partitions": settings.spark.shuffle_partitions, "driver_memory": "1g"},
+        "jvm": {"jars_dir": str(settings.jars_path)},
+        "feeds": [{"name": f.name, "topic": f.topic_name} for f in settings.feeds],
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def python_without_bigbilbao(folder: Path) -> Path:
+    """The venv's Python without its editable bigbilbao install, so executors can only use the shipped package."""
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    wrapper = folder / "python-no-bigbilbao"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{site}" exec {sys.executable} -S "$@"\n')
+    wrapper.chmod(0o755)
+    check = subprocess.run([str(wrapper), "-c", "import pyspark, shapely; import bigbilbao"], capture_output=True,
+                           cwd=folder)
+    assert check.returncode != 0, "the executor Python must not find bigbilbao by itself"
+    return wrapper
+
+
+def submit_jobs(standalone: cluster.StandaloneCluster, settings: Settings, tmp_path: Path) -> None:
+    """spark-submit every stage's job to the cluster with the package shipped by --py-files."""
+    package = cluster.package_zip(tmp_path / "dist" / "bigbilbao.zip")
+    config = write_config(settings, tmp_path / "cluster.yaml")
+    env = {**os.environ, "PYSPARK_PYTHON": str(python_without_bigbilbao(tmp_path)),
+           "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+    env.pop("PYSPARK_GATEWAY_PORT", None)
+    conf = {"spark.executor.memory": "768m", "spark.executor.cores": "1"}
+    for stage in STAGES:
+        argv = cluster.submit_argv(standalone.master_url, ROOT / "jobs" / f"{stage}.py", [package],
+                                   cluster.submit_jars(settings), ["--config", str(config), "--until-idle"], conf)
+        done = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{stage} job failed:\n{done.stderr[-4000:]}"
+        assert f"master {standalone.master_url}" in done.stderr, f"{stage} did not run on the cluster"
+
+
+def rows(lakehouse: Path, layer: str, name: str) -> Counter:
+    """A table's rows without processing-time columns, as a multiset."""
+    table = read.read_table(lakehouse, layer, name)
+    keep = [c for c in table.column_names if c not in VOLATILE]
+    return Counter(repr(sorted(r.items())) for r in table.select(keep).to_pylist())
+
+
+def test_cluster_jobs_match_a_local_run(standalone, make_settings, spark, tmp_path: Path) -> None:  # noqa: ANN001
+    settings = make_settings()
+    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
+    produce(settings, list(simulate.generate([f.name for f in settings.feeds], count=600, seed=7,
+                                             dirty_fraction=0.1, start=start)))
+    on_cluster = with_overrides(settings, lakehouse={"path": str(tmp_path / "cluster-lakehouse")})
+    submit_jobs(standalone, on_cluster, tmp_path)
+    local = with_overrides(settings, lakehouse={"path": str(tmp_path / "local-lakehouse")})
+    for stage in STAGES:
+        pipeline.run(local, stage, until_idle=True, spark=spark)
+
+    tables = [t for t in read.list_tables(local.lakehouse_path) if t[0] in ("bronze", "silver", "quality", "gold")]
+    assert set(tables) == {t for t in read.list_tables(on_cluster.lakehouse_path) if t[0] != "reference"}
+    assert {("silver", "traffic_flow"), ("gold", "scorecard")} <= set(tables)
+    for layer, name in tables:
+        local_rows = rows(local.lakehouse_path, layer, name)
+        assert rows(on_cluster.lakehouse_path, layer, name) == local_rows, f"{layer}/{name} differs"
+    assert sum(len(rows(local.lakehouse_path, "silver", f.name)) for f in settings.feeds) > 0
+    used = [w for w in standalone.workdir.glob("worker-*") if any(w.glob("app-*/*/stderr"))]
+    assert len(used) == 2, "both workers should have run executors"
