@@ -1,15 +1,16 @@
-"""Silver -> gold streaming: per feed, recompute every (sensor, hour) a micro-batch touches from silver and MERGE it.
+"""Silver -> gold streaming: per feed, recompute every sensor-hour and area window a micro-batch touches, and MERGE.
 
 One Delta stream per feed over <lakehouse>/silver/<feed>, plus one over the quarantine table that keeps
 quarantine counts current. A micro-batch never adds deltas to gold: it reads back from silver all rows
-of each sensor-hour (and each hour, for data quality) it touches and rewrites those gold rows whole,
-so partial windows, late rows and replays all end in the same state (tables: `bigbilbao.gold_tables`).
+of each sensor-hour, each 15-minute/hourly/daily area window (`bigbilbao.windows`) and each hour (for
+data quality) it touches and rewrites those gold rows whole (`bigbilbao.gold_restate`), so partial
+windows, late rows and replays all end in the same state (tables: `bigbilbao.gold_tables`).
 
 Watermark: micro-batch N of a feed judges lateness by (latest event_time of batches before N) minus the
 watermark delay (default 2 hours). It is recorded in gold/watermarks before any other write, so a
 replayed batch judges the same rows late. Late rows are not dropped: they are appended to
-gold/late_events and their sensor-hours are restated with restated_reason 'late' (null for in-order
-updates) and a new updated_at. Stale rows are neither KPI inputs nor late (`bigbilbao.aggregate`).
+gold/late_events and their sensor-hours and windows are restated with restated_reason 'late' (null for
+in-order updates) and a new updated_at. Stale rows are neither KPI inputs nor late (`bigbilbao.aggregate`).
 
 Alerts (air quality): after each MERGE the touched sensors' hours are checked against
 `aggregate.ALERT_RULES`; alerts not yet in gold/alerts are handed to `on_alerts` (e.g. Kafka, see
@@ -24,7 +25,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,8 @@ from bigbilbao.aggregate import hour_of, kpi_rows
 from bigbilbao.contracts import Contract
 from bigbilbao.gold_restate import refresh_quality, restated_hours, restated_windows
 from bigbilbao.gold_tables import (
-    ALERTS, EVENTS, HOURLY, LATE_EVENTS, WATERMARKS, WINDOWS, collect_rows, ensure_gold_tables, exists, gold_path,
-    merge_into, micros_literal, utc,
+    ALERTS, EVENTS, HOURLY, LATE_EVENTS, WINDOWS, collect_rows, committed, ensure_gold_tables, exists, gold_path,
+    last_watermark, merge_into, micros_literal, record_watermark, utc,
 )
 from bigbilbao.kpi_model import Catalogue
 from bigbilbao.kpis import load_catalogue
@@ -157,11 +158,11 @@ class FeedWriter(_Writer):
         stats = batch_stats(batch)
         if stats.rows == 0:
             return
-        mark = self.watermark(spark, stats, batch_id)
+        mark = self.watermark(stats, batch_id)
         late = self.late_rows(batch, mark, batch_id)
-        if mark is not None and stats.oldest is not None and stats.oldest < mark:
-            path = gold_path(self.settings, LATE_EVENTS)
-            sinks.idempotent_append(late, path, self.txn("late", self.feed, batch_id)[0], batch_id)
+        path, txn = gold_path(self.settings, LATE_EVENTS), self.txn("late", self.feed, batch_id)
+        if mark is not None and stats.oldest is not None and stats.oldest < mark and not committed(path, txn):
+            sinks.idempotent_append(late, path, txn[0], batch_id)
         if stats.kpi_hours[0] is not None:
             self.write_kpi_inputs(spark, batch, batch_id, stats.kpi_hours, late, mark)
         hours = batch.select(hour_of(F.col(EVENT_TIME)).alias("hour_start")).distinct()
@@ -192,32 +193,24 @@ class FeedWriter(_Writer):
             merge_into(spark, EVENTS, gold_path(self.settings, EVENTS), rows.withColumn("updated_at",
                        F.current_timestamp()), [self.feed], self.txn("events", self.feed, batch_id))
 
-    def watermark(self, spark: SparkSession, stats: BatchStats, batch_id: int) -> int | None:
+    def watermark(self, stats: BatchStats, batch_id: int) -> int | None:
         """This batch's watermark (epoch µs), recorded once with the running max event time; None before any data."""
-        state = self.last if self.last is not None and self.last[0] == batch_id - 1 else self.recorded(spark, batch_id)
+        state = self.last if self.last is not None and self.last[0] == batch_id - 1 else self.recorded(batch_id)
         if state is not None and state[0] == batch_id:
             self.last = state
             return state[2]
         before = state[1] if state is not None else None
         mark = before - self.delay_us if before is not None else None
         seen = max((t for t in (before, stats.newest) if t is not None), default=None)
-        row = spark.range(1).select(
-            F.lit(self.feed).alias("feed"), F.lit(self.query_id()).alias("query_id"),
-            F.lit(batch_id).cast("long").alias("batch_id"), micros_literal(seen).alias("max_event_time"),
-            micros_literal(mark).alias("watermark"), F.current_timestamp().alias("recorded_at"))
-        path = gold_path(self.settings, WATERMARKS)
-        sinks.idempotent_append(row, path, self.txn("watermarks", self.feed, batch_id)[0], batch_id)
+        row = {"feed": self.feed, "query_id": self.query_id(), "batch_id": batch_id, "max_event_time": utc(seen),
+               "watermark": utc(mark), "recorded_at": datetime.now(timezone.utc)}
+        record_watermark(self.settings, row, self.txn("watermarks", self.feed, batch_id))
         self.last = (batch_id, seen, mark)
         return mark
 
-    def recorded(self, spark: SparkSession, batch_id: int) -> tuple[int, int | None, int | None] | None:
+    def recorded(self, batch_id: int) -> tuple[int, int | None, int | None] | None:
         """(batch id, seen, watermark) of this batch if recorded (a replay), else of the latest batch before it."""
-        rows = (spark.read.format("delta").load(str(gold_path(self.settings, WATERMARKS)))
-                .filter((F.col("feed") == self.feed) & (F.col("query_id") == self.query_id())
-                        & (F.col("batch_id") <= batch_id))
-                .select("batch_id", F.unix_micros("max_event_time"), F.unix_micros("watermark"))
-                .orderBy(F.col("batch_id").desc()).limit(1).collect())
-        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
+        return last_watermark(self.settings, self.feed, self.query_id(), batch_id)
 
     def late_rows(self, batch: DataFrame, mark: int | None, batch_id: int) -> DataFrame:
         """gold/late_events rows: the batch's non-stale rows whose event time is before the watermark."""

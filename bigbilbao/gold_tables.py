@@ -27,6 +27,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from delta import exceptions as delta_errors
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -121,19 +123,32 @@ def exists(path: Path) -> bool:
 
 
 def ensure_gold_tables(spark: SparkSession, settings: Settings) -> None:
-    """Create the empty gold tables up front, so concurrent writers only ever MERGE or append."""
+    """Create the empty gold tables up front (with delta-rs: no Spark job), so concurrent writers only MERGE or append."""
+    from deltalake import DeltaTable as RustTable
+
+    del spark  # the signature of a stage step; creating empty tables needs no JVM
     for table in TABLES:
         path = gold_path(settings, table)
         if exists(path):
             continue
-        writer = spark.createDataFrame([], table.schema).write.format("delta").mode("ignore")
-        (writer.partitionBy("feed") if table.partitioned else writer).save(str(path))
+        RustTable.create(str(path), arrow_schema(table.schema), mode="ignore",
+                         partition_by=["feed"] if table.partitioned else None)
         log.info("created gold table %s", path)
+
+
+def arrow_schema(schema: T.StructType) -> pa.Schema:
+    """The Arrow schema delta-rs writes for a Spark schema of these tables (times as UTC microseconds)."""
+    types = {T.StringType(): pa.string(), T.LongType(): pa.int64(), T.IntegerType(): pa.int32(),
+             T.DoubleType(): pa.float64(), T.BooleanType(): pa.bool_(), T.TimestampType(): pa.timestamp("us", "UTC")}
+    return pa.schema([pa.field(f.name, types[f.dataType], nullable=True) for f in schema.fields])
 
 
 def merge_into(spark: SparkSession, table: GoldTable, path: Path, rows: DataFrame, feeds: Sequence[str],
                txn: tuple[str, int] | None = None) -> None:
     """MERGE rows (of `feeds` only) on the table's key: insert new keys, rewrite matched rows whose values changed."""
+    if committed(path, txn):
+        log.info("gold/%s: transaction %s already committed (a replayed batch); skipped", table.name, txn)
+        return
     on = F.col("t.feed").isin(*feeds)
     for key in table.key:
         on = on & F.col(f"t.{key}").eqNullSafe(F.col(f"s.{key}"))
@@ -207,3 +222,47 @@ def micros_literal(value: int | None) -> Column:
 def utc(micros: int | None) -> datetime | None:
     """Epoch µs as a timezone-aware UTC datetime."""
     return None if micros is None else datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
+
+
+def committed(path: Path, txn: tuple[str, int] | None) -> bool:
+    """True when the Delta table already holds this (txnAppId, txnVersion): a replayed batch's write happened."""
+    from deltalake import DeltaTable as RustTable
+
+    if txn is None or not exists(path):
+        return False
+    version = RustTable(str(path)).transaction_version(txn[0])
+    return version is not None and version >= txn[1]
+
+
+def last_watermark(settings: Settings, feed: str, query_id: str,
+                   batch_id: int) -> tuple[int, int | None, int | None] | None:
+    """(batch id, max event time, watermark) in epoch µs of the latest recorded batch <= batch_id (delta-rs)."""
+    from deltalake import DeltaTable as RustTable
+
+    wanted = (pc.field("feed") == feed) & (pc.field("query_id") == query_id) & (pc.field("batch_id") <= batch_id)
+    rows = (RustTable(str(gold_path(settings, WATERMARKS))).to_pyarrow_dataset()
+            .to_table(filter=wanted, columns=["batch_id", "max_event_time", "watermark"]).to_pylist())
+    if not rows:
+        return None
+    row = max(rows, key=lambda r: r["batch_id"])
+    return row["batch_id"], micros(row["max_event_time"]), micros(row["watermark"])
+
+
+def record_watermark(settings: Settings, row: dict[str, Any], txn: tuple[str, int]) -> None:
+    """Append one gold/watermarks row once per (txnAppId, txnVersion), with delta-rs (no Spark job)."""
+    from deltalake import write_deltalake
+    from deltalake.transaction import CommitProperties, Transaction
+
+    path = gold_path(settings, WATERMARKS)
+    if committed(path, txn):
+        return
+    data = pa.Table.from_pylist([row], schema=arrow_schema(WATERMARKS.schema))
+    write_deltalake(str(path), data, mode="append",
+                    commit_properties=CommitProperties(app_transactions=[Transaction(txn[0], txn[1])]))
+
+
+def micros(value: datetime | None) -> int | None:
+    """An aware datetime as epoch µs (None stays None)."""
+    if value is None:
+        return None
+    return (value - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
