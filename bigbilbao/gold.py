@@ -60,6 +60,7 @@ def start_gold(spark: SparkSession, settings: Settings, contracts: Mapping[str, 
                on_alerts: AlertSink | None = None) -> list[StreamingQuery]:
     """One silver -> gold stream per feed with a silver table, and one over the quarantine table if it exists."""
     catalogue = catalogue or load_catalogue()
+    city_code = load_population().city_code
     ensure_gold_tables(spark, settings)
     queries = []
     for feed, contract in contracts.items():
@@ -69,7 +70,7 @@ def start_gold(spark: SparkSession, settings: Settings, contracts: Mapping[str, 
             continue
         checkpoint = settings.checkpoint_path / "gold" / feed
         fields = aggregate.gold_fields(catalogue, feed)
-        writer = FeedWriter(settings, contract, checkpoint, fields, watermark, on_alerts)
+        writer = FeedWriter(settings, contract, checkpoint, fields, watermark, on_alerts, city_code=city_code)
         queries.append(_start(spark, source, f"gold-{feed}", checkpoint, writer, until_idle))
     quarantine = table_path(settings.lakehouse_path, "quality", "quarantine")
     if exists(quarantine):

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -86,25 +87,8 @@ def overall(scores: pd.DataFrame, level: str, code: str, perspective: str = "ove
     return None if np.isnan(value) else float(value)
 
 
-def test_golden_scorecard_through_gold_with_a_late_restatement(spark, settings, contracts) -> None:
-    aq, catalogue = contracts["air_quality"], parse_catalogue(GOLDEN, contracts, "golden-gold")
-    gold.ensure_gold_tables(spark, settings)
-    raised: list[dict[str, Any]] = []
-    writer = feed_writer(settings, aq, "query-1", raised, catalogue)
-    writer(append_silver(settings, silver(spark, aq, golden_day())), 0)
-    assert [(r["sensor_id"], r["level"], r["value"]) for r in raised] == [("S1", "information", 190.0)]
-    before, _ = publish.publish_scorecard(None, settings, AS_OF, catalogue=catalogue, population=POPULATION)
-    # without 05:00, S2 has 23 of 24 hours (0.958333 >= 0.9), all at NO2 20: no exceedance, mean 20 = target
-    check(before, "no2_hour_exceedances", "district", "2", value=0.0, status="green", score=100.0)
-    check(before, "no2_mean", "district", "2", value=20.0, status="green", score=100.0)
-    check(before, "aq_capture", "district", "2", value=0.958333, score=91.6667)  # 100 * (0.958333 - 0.5) / 0.5
-
-    second = append_silver(settings, silver(spark, aq, [
-        {"entity_id": "S2", "event_time": at(5, 30), "no2": 250.0, "o3": 100.0, **D2},  # watermark 23:30 - 2 h: late
-        {"entity_id": "S1", "event_time": at(23, 45), "no2": 30.0, "o3": 100.0, **D1},  # on time
-    ], first_offset=100))
-    writer(second, 1)
-    lake = settings.lakehouse_path
+def check_late_restatement(lake: Path) -> None:
+    """The late 05:30 row of S2 is in late_events and restated its sensor-hour and every window holding it."""
     late = read_table(lake, "gold", "late_events").to_pylist()
     assert [(r["entity_id"], r["event_time"], r["watermark"]) for r in late] == [("S2", at(5, 30), at(21, 30))]
     hourly = {(r["sensor_id"], r["field"], r["hour_start"]): r for r in read_table(lake, "gold", "hourly").to_pylist()}
@@ -122,16 +106,9 @@ def test_golden_scorecard_through_gold_with_a_late_restatement(spark, settings, 
     assert windows["no2", "day", "district", "1", at(0)]["restated_reason"] is None  # in order: no late row there
     assert windows["o3", "hour", "city", CITY, at(14)]["mean"] == 145.0  # (190 + 100) / 2: S3 stops at 09:30
 
-    replayed = snapshot(settings)
-    writer(second, 1)  # the same micro-batch again, as after a crash: Delta skips every write
-    assert snapshot(settings) == replayed
-    feed_writer(settings, aq, "query-2", raised, catalogue)(second, 1)  # reset checkpoint: recomputed, same rows
-    for name in ("hourly", "windows", "quality", "alerts"):
-        assert snapshot(settings)[name][1] == replayed[name][1], f"gold/{name} changed on recomputation"
-    assert len(raised) == 1, "the 14:00 alert is raised once, though its hour was recomputed"
 
-    kpis, scores = publish.publish_scorecard(None, settings, AS_OF, catalogue=catalogue, population=POPULATION)
-    assert len(read_table(lake, "gold", "scorecard")) == len(kpis) == len(before)  # the same keys, restated
+def check_golden_scorecard(kpis: pd.DataFrame, scores: pd.DataFrame) -> None:
+    """The hand-computed KPI rows and scores of the golden day once the late hour is in."""
     # district 2 after the late hour: one hour above 200 (18 allowed) -> amber; 100 * (36 - 1) / 36 = 97.2222
     check(kpis, "no2_hour_exceedances", "district", "2", value=1.0, exceedances_used=1.0, exceedances_allowed=18,
           status="amber", score=97.2222, data_capture=1.0)
@@ -159,6 +136,49 @@ def test_golden_scorecard_through_gold_with_a_late_restatement(spark, settings, 
     assert overall(scores, "district", "3") == pytest.approx(0.0)
 
 
+def test_golden_scorecard_through_gold_with_a_late_restatement(spark, settings, contracts) -> None:
+    aq, catalogue = contracts["air_quality"], parse_catalogue(GOLDEN, contracts, "golden-gold")
+    gold.ensure_gold_tables(spark, settings)
+    raised: list[dict[str, Any]] = []
+    writer = feed_writer(settings, aq, "query-1", raised, catalogue)
+    writer(append_silver(settings, silver(spark, aq, golden_day())), 0)
+    assert [(r["sensor_id"], r["level"], r["value"]) for r in raised] == [("S1", "information", 190.0)]
+    before, _ = publish.publish_scorecard(None, settings, AS_OF, catalogue=catalogue, population=POPULATION)
+    # without 05:00, S2 has 23 of 24 hours (0.958333 >= 0.9), all at NO2 20: no exceedance, mean 20 = target
+    check(before, "no2_hour_exceedances", "district", "2", value=0.0, status="green", score=100.0)
+    check(before, "no2_mean", "district", "2", value=20.0, status="green", score=100.0)
+    check(before, "aq_capture", "district", "2", value=0.958333, score=91.6667)  # 100 * (0.958333 - 0.5) / 0.5
+
+    second = append_silver(settings, silver(spark, aq, [
+        {"entity_id": "S2", "event_time": at(5, 30), "no2": 250.0, "o3": 100.0, **D2},  # watermark 23:30 - 2 h: late
+        {"entity_id": "S1", "event_time": at(23, 45), "no2": 30.0, "o3": 100.0, **D1},  # on time
+    ], first_offset=100))
+    writer(second, 1)
+    check_late_restatement(settings.lakehouse_path)
+
+    replayed = snapshot(settings)
+    writer(second, 1)  # the same micro-batch again, as after a crash: Delta skips every write
+    assert snapshot(settings) == replayed
+    feed_writer(settings, aq, "query-2", raised, catalogue)(second, 1)  # reset checkpoint: recomputed, same rows
+    for name in ("hourly", "windows", "quality", "alerts"):
+        assert snapshot(settings)[name][1] == replayed[name][1], f"gold/{name} changed on recomputation"
+    assert len(raised) == 1, "the 14:00 alert is raised once, though its hour was recomputed"
+
+    kpis, scores = publish.publish_scorecard(None, settings, AS_OF, catalogue=catalogue, population=POPULATION)
+    assert len(read_table(settings.lakehouse_path, "gold", "scorecard")) == len(kpis) == len(before)  # restated
+    check_golden_scorecard(kpis, scores)
+
+
+def quarantine_one_row(spark, settings, day: dt.datetime) -> None:  # noqa: ANN001
+    """quality/quarantine with one air-quality message that arrived at 09:01 on `day`."""
+    quarantine = spark.createDataFrame(
+        [("air_quality", "air_quality", 0, 99, at(9, 1, day=day), "{}", ["no2_not_negative"], "r", at(9, 2, day=day),
+          at(9, 3, day=day))],
+        "feed string, topic string, partition int, offset long, kafka_timestamp timestamp, payload string, "
+        "failed_rules array<string>, reason string, ingested_at timestamp, quarantined_at timestamp")
+    quarantine.write.format("delta").save(str(table_path(settings.lakehouse_path, "quality", "quarantine")))
+
+
 def test_stream_until_idle_then_publish_the_shipped_scorecard(spark, settings, contracts) -> None:
     aq, inc = contracts["air_quality"], contracts["incidents"]
     day = dt.datetime(2025, 6, 9, tzinfo=UTC)
@@ -167,12 +187,7 @@ def test_stream_until_idle_then_publish_the_shipped_scorecard(spark, settings, c
          "o3": 190.0 if (d, h) == (1, 14) else 90.0} for d in range(1, 9) for h in range(24)]))
     append_silver(settings, silver(spark, inc, [
         {"entity_id": f"I{n}", "event_time": at(9, n, day=day), "district_code": str(1 + n % 8)} for n in range(12)]))
-    quarantine = spark.createDataFrame(
-        [("air_quality", "air_quality", 0, 99, at(9, 1, day=day), "{}", ["no2_not_negative"], "r", at(9, 2, day=day),
-          at(9, 3, day=day))],
-        "feed string, topic string, partition int, offset long, kafka_timestamp timestamp, payload string, "
-        "failed_rules array<string>, reason string, ingested_at timestamp, quarantined_at timestamp")
-    quarantine.write.format("delta").save(str(table_path(settings.lakehouse_path, "quality", "quarantine")))
+    quarantine_one_row(spark, settings, day)
 
     raised: list[dict[str, Any]] = []
     queries = gold.start_gold(spark, settings, {f: contracts[f] for f in FEEDS}, until_idle=True,
