@@ -131,8 +131,8 @@ def row_count(table: Any) -> int:
     return table.to_pyarrow_dataset().count_rows()
 
 
-def dq_pass_rates(lakehouse: Path) -> dict[str, tuple[float | None, datetime]]:
-    """Per feed, the share of its latest micro-batch that broke no quarantine rule, from quality/dq_metrics.
+def dq_pass_rates(lakehouse: Path) -> dict[str, tuple[float, datetime]]:
+    """Per feed, the share of its latest non-empty micro-batch that broke no quarantine rule, from quality/dq_metrics.
 
     A row breaking two rules counts twice, so the rate is a lower bound; duplicates are not failures.
     """
@@ -140,11 +140,11 @@ def dq_pass_rates(lakehouse: Path) -> dict[str, tuple[float | None, datetime]]:
         metrics = read.read_pandas(lakehouse, "quality", "dq_metrics")
     except PipelineError:
         return {}
-    rates: dict[str, tuple[float | None, datetime]] = {}
-    for feed, rows in metrics.groupby("feed"):
+    rates: dict[str, tuple[float, datetime]] = {}
+    for feed, rows in metrics[metrics["rows_in_batch"] > 0].groupby("feed"):
         latest = rows[rows["measured_at"] == rows["measured_at"].max()]
         size = int(latest["rows_in_batch"].max())
         broken = int(latest.loc[latest["action"] == "quarantine", "violations"].sum())
-        rate = None if size == 0 else max(0.0, 1.0 - broken / size)
+        rate = max(0.0, 1.0 - broken / size)
         rates[str(feed)] = (rate, latest["measured_at"].max().to_pydatetime())
     return rates

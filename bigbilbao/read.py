@@ -6,7 +6,6 @@ text; naive means UTC): the table as it was at that version, or at its latest co
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,15 +86,9 @@ def open_table(lakehouse: Path, layer: str, name: str, as_of: AsOf = None) -> De
 
 
 def _first_commit_ms(path: Path) -> float:
-    """Epoch ms of the oldest commit still in the table's log (delta-rs would silently load it for earlier times)."""
+    """Epoch ms of the oldest commit file still in the log; like Spark, delta-rs dates commits by their files' times."""
     commits = sorted((path / "_delta_log").glob("*.json"))
-    if not commits:
-        return float("-inf")
-    for line in commits[0].read_text(encoding="utf-8").splitlines():
-        action = json.loads(line)
-        if "commitInfo" in action and "timestamp" in action["commitInfo"]:
-            return float(action["commitInfo"]["timestamp"])
-    return commits[0].stat().st_mtime * 1000
+    return commits[0].stat().st_mtime * 1000 if commits else float("-inf")
 
 
 def read_table(lakehouse: Path, layer: str, name: str, columns: list[str] | None = None,
