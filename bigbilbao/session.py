@@ -29,6 +29,8 @@ def spark_conf(settings: Settings, master: str | None = None) -> dict[str, str]:
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        # Delta rebuilds a table's state in this many partitions (default 50): small tables want few.
+        "spark.databricks.delta.snapshotPartitions": str(min(50, settings.spark.shuffle_partitions)),
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.warehouse.dir": str(settings.lakehouse_path / "_warehouse"),
         "spark.driver.memory": settings.spark.driver_memory,
