@@ -27,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     show.add_argument("--format", choices=FORMATS, default="table", help="json, table or csv (default table)")
     show.add_argument("--district", metavar="NAME", help="only this district, by name or code (e.g. Deusto or 1)")
     show.add_argument("--period", choices=PERIODS, help="only this reporting period")
+    show.add_argument("--as-of", metavar="VERSION|TIMESTAMP",
+                      help="time travel: the scorecard as published at a table version or an ISO time (UTC)")
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

@@ -40,7 +40,8 @@ class ScorecardQueryError(BigBilbaoError):
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Print the scorecard rows the options select; exit code 0."""
     population = load_population()
-    rows = select(latest_publication(settings.lakehouse_path), population, args.district, args.period)
+    published = latest_publication(settings.lakehouse_path, as_of=args.as_of)
+    rows = select(published, population, args.district, args.period)
     print(render(records(rows, population), args.format), end="")
     return 0
 

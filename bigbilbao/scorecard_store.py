@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from bigbilbao.errors import BigBilbaoError
-from bigbilbao.read import table_path
+from bigbilbao.read import AsOf, open_table, table_path
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +58,16 @@ def merge_frame(path: Path, frame: pd.DataFrame, schema: pa.Schema, key: Sequenc
      .when_matched_update_all().when_not_matched_insert_all().execute())
 
 
-def latest_publication(lake: Path, name: str = SCORECARD) -> pd.DataFrame:
-    """The rows of gold/<name> published for the latest as_of: one complete scorecard (every period)."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
+def latest_publication(lake: Path, name: str = SCORECARD, as_of: AsOf = None) -> pd.DataFrame:
+    """The rows of gold/<name> published for the latest as_of: one complete scorecard (every period).
 
+    `as_of` (a table version or a time) reads the table as it was then: the scorecard published at that point.
+    """
     path = table_path(lake, "gold", name)
-    try:
-        table = DeltaTable(str(path)).to_pyarrow_table()
-    except TableNotFoundError as error:
+    if not (path / "_delta_log").is_dir():
         message = f"No scorecard at {path} yet; publish one with `bigbilbao run scorecard` (or `run all`) first."
-        raise ScorecardMissingError(message) from error
+        raise ScorecardMissingError(message)
+    table = open_table(lake, "gold", name, as_of).to_pyarrow_table()
     frame = table.to_pandas()
     if frame.empty:
         return frame

@@ -98,3 +98,22 @@ def test_show_runs_without_spark(lake: Path) -> None:
     rows = json.loads(done.stdout)
     assert len(rows) == 7 * 8 * 4  # every KPI, area and period of the latest publication
     print(f"scorecard show took {time.monotonic() - started:.2f} s")  # reported, not asserted (shared machines)
+
+
+def test_as_of_shows_an_earlier_publication(lake: Path, show, tmp_path: Path) -> None:
+    import shutil
+    from datetime import timedelta
+
+    from deltalake import DeltaTable
+
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    first = DeltaTable(str(table_path(copy, "gold", "scorecard"))).version()
+    settings = with_overrides(load_settings(environ={}), lakehouse={"path": str(copy)})
+    catalogue = parse_catalogue(CATALOGUE, load_contracts(), "golden")
+    publish.publish_scorecard(None, settings, AS_OF + timedelta(days=1), catalogue=catalogue, population=POPULATION)
+    latest = {row["as_of"] for row in json.loads(show(copy, "--format", "json")[1])}
+    earlier = {row["as_of"] for row in json.loads(show(copy, "--format", "json", "--as-of", str(first))[1])}
+    assert latest == {"2025-03-09T00:00:00Z"} and earlier == {"2025-03-08T00:00:00Z"}
+    code, _, err = show(copy, "--as-of", "999")
+    assert code == 2 and "has no version 999" in err
