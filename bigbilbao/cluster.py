@@ -3,7 +3,7 @@
     python -m bigbilbao.cluster start --workers 2          # prints the master URL, runs until Ctrl-C
     python -m bigbilbao.cluster package dist/bigbilbao.zip  # the package for spark-submit --py-files
     python -m bigbilbao.cluster jars                        # the jars for spark-submit --jars
-    python -m bigbilbao.cluster submit jobs/silver.py --until-idle   # spark-submit to spark.master, all of the above
+    python -m bigbilbao.cluster submit jobs/silver.py   # run a job on spark.master with the zip shipped
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -187,14 +188,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    """Replace this process by spark-submit for one job, configured from the settings."""
+    """Become the job's Python driver with the package zip shipped to executors (spark-submit's --py-files).
+
+    The driver stays the parent of Spark's JVM (as with `python jobs/x.py`), so SIGTERM reaches the
+    job's handler and stops it after the current micro-batch; spark-submit itself would stop the JVM first.
+    """
     settings = load_settings(args.config)
     package = package_zip(Path(tempfile.mkdtemp(prefix="bigbilbao-submit-")) / "bigbilbao.zip")
-    job_args = [*(["--config", args.config] if args.config else []), *args.job_args]
-    argv = submit_argv(settings.spark.master, Path(args.job), [package], submit_jars(settings), job_args,
-                       driver_memory=settings.spark.driver_memory)
-    log.info("spark-submit %s to %s", args.job, settings.spark.master)
-    os.execv(argv[0], argv)
+    env = {**os.environ, "PYSPARK_SUBMIT_ARGS": f"--py-files {shlex.quote(str(package))} pyspark-shell"}
+    argv = [sys.executable, args.job, *(["--config", args.config] if args.config else []), *args.job_args]
+    log.info("submitting %s to %s with %s", args.job, settings.spark.master, package)
+    os.execve(argv[0], argv, env)
     return 0
 
 
@@ -212,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     package.add_argument("target", nargs="?", default="dist/bigbilbao.zip")
     jars = sub.add_parser("jars", help="print the comma-separated jars for spark-submit --jars")
     jars.add_argument("--config", metavar="FILE", help="settings YAML (jvm.jars_dir)")
-    job = sub.add_parser("submit", help="spark-submit a job to spark.master with the package zip and the jars")
+    job = sub.add_parser("submit", help="run a job on spark.master with the package zip shipped to executors")
     job.add_argument("--config", metavar="FILE", help="settings YAML, also passed to the job")
     job.add_argument("job", help="e.g. jobs/silver.py")
     job.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments of the job, e.g. --until-idle")

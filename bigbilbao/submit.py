@@ -23,13 +23,13 @@ DESCRIPTIONS = {
 }
 
 
-def parser(stage: str) -> argparse.ArgumentParser:
+def job_parser(stage: str) -> argparse.ArgumentParser:
     """Arguments every job takes."""
     parser = argparse.ArgumentParser(prog=f"jobs/{stage}.py", description=f"Big Bilbao {stage}: {DESCRIPTIONS[stage]}.")
     parser.add_argument("--config", metavar="FILE", help="settings YAML (default: the packaged bigbilbao.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one settings key (value parsed as YAML), e.g. "
-                             "--set kafka.bootstrap_servers=k1:9092,k2:9092; repeatable; wins over BIGBILBAO__* variables")
+                        help="override one settings key (value parsed as YAML), e.g. --set "
+                             "kafka.bootstrap_servers=k1:9092,k2:9092; repeatable; wins over BIGBILBAO__* variables")
     parser.add_argument("--until-idle", action="store_true", help="process what is there now, then stop")
     parser.add_argument("--master", help="Spark master URL (default: spark-submit's --master, else spark.master)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -66,7 +66,7 @@ def submitted_master() -> str | None:
 
 def main(stage: str, argv: Sequence[str] | None = None) -> int:
     """Run one stage (or all) from a job's command line; errors are one sentence and exit code 2."""
-    args = parser(stage).parse_args(argv)
+    args = job_parser(stage).parse_args(argv)
     logs.configure(args.verbose)
     try:
         from bigbilbao import pipeline

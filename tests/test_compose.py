@@ -42,6 +42,7 @@ def test_services_ports_volumes_and_healthchecks(compose: dict[str, Any]) -> Non
         assert "lakehouse:/lakehouse" in services[name]["volumes"], f"{name} must share the lakehouse"
     for stage in pipeline.STAGES:
         assert f"jobs/{stage}.py" in command_text(services[stage])
+        assert services[stage]["init"] is True, f"{stage}: SIGTERM must reach the Python driver"
     for name, service in services.items():
         for dependency in service.get("depends_on", {}):
             assert dependency in services, f"{name} depends on unknown {dependency}"

@@ -28,13 +28,15 @@ def bronze_rows(lakehouse: Path, feeds: list[str]) -> int:
         return 0
 
 
+@pytest.mark.timeout(1800)
 def test_sigterm_stops_a_running_job_gracefully(make_settings, tmp_path: Path) -> None:  # noqa: ANN001
     settings = make_settings()
     feeds = [f.name for f in settings.feeds]
     produce(settings, messages(settings, 100))
     config = write_config(settings, tmp_path / "job.yaml")
-    job = [sys.executable, str(ROOT / "jobs" / "ingest.py"), "--config", str(config),
-           "--set", "spark.master=local[1]"]
+    # The job as docker-compose runs it: Python driver first, the package zip shipped to executors.
+    job = [sys.executable, "-m", "bigbilbao.cluster", "submit", "--config", str(config),
+           str(ROOT / "jobs" / "ingest.py"), "--set", "spark.master=local[1]"]
     log = tmp_path / "job.log"
     with log.open("w") as out:  # a file, not a pipe: nobody reads while the job runs
         proc = subprocess.Popen(job, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
