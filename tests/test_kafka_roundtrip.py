@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -130,20 +129,3 @@ def test_bronze_tables_open_with_deltalake_and_duckdb(make_settings, spark) -> N
                           capture_output=True, text=True, timeout=300, check=True)
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected
     assert all(count == 30 for count in expected.values())
-
-
-def test_feeds_tour_notebook_runs_top_to_bottom(make_settings, spark, monkeypatch) -> None:  # noqa: ANN001
-    import nbformat
-    from nbclient import NotebookClient
-
-    settings = make_settings()
-    produce(settings, messages(settings, 20))
-    pipeline.run(settings, "ingest", until_idle=True, spark=spark)
-    notebook_dir = Path(__file__).resolve().parents[1] / "notebooks"
-    notebook = nbformat.read(notebook_dir / "01_feeds_tour.ipynb", as_version=4)
-    assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), "commit without outputs"
-    monkeypatch.setenv("BIGBILBAO_LAKEHOUSE", str(settings.lakehouse_path))
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(notebook_dir)}}).execute()
-    text = "".join(o.get("data", {}).get("text/plain", "") for c in notebook.cells for o in c.get("outputs", []))
-    assert "bronze.traffic_flow" in text and "invalid JSON" in text
