@@ -4,9 +4,8 @@
         jobs/all.py --config my.yaml [--until-idle] [--set section.key=value ...]
 """
 
-import sys
-
+from bigbilbao.exiting import exit_process
 from bigbilbao.submit import main
 
 if __name__ == "__main__":
-    sys.exit(main("all"))
+    exit_process(main("all"))
