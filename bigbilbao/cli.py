@@ -14,7 +14,9 @@ from bigbilbao import __version__, broker, jvm, logs
 from bigbilbao import boundaries_cli
 from bigbilbao import scorecard_cli
 from bigbilbao import analyst_cli
+from bigbilbao import maintain_cli
 from bigbilbao.errors import BigBilbaoError, SettingsError
+from bigbilbao.exiting import exit_process
 from bigbilbao.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     boundaries_cli.add_parser(sub, common)  # `bigbilbao boundaries import|list`
     scorecard_cli.add_parser(sub, common)  # `bigbilbao scorecard show`
     analyst_cli.add_parsers(sub, common)  # `bigbilbao report`, `bigbilbao catalog`
+    maintain_cli.add_parser(sub, common)  # `bigbilbao maintain`
     return parser
 
 
@@ -173,6 +176,7 @@ COMMANDS["boundaries"] = boundaries_cli.run
 COMMANDS["scorecard"] = scorecard_cli.run
 COMMANDS["report"] = analyst_cli.run_report
 COMMANDS["catalog"] = analyst_cli.run_catalog
+COMMANDS["maintain"] = maintain_cli.run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -190,5 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def console() -> None:
+    """Console-script wrapper: `main`, then an exit that native libraries cannot turn into SIGABRT."""
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -16,6 +16,7 @@ import yaml
 
 from bigbilbao.catalog_settings import CatalogSettings
 from bigbilbao.errors import SettingsError
+from bigbilbao.maintain_settings import MaintenanceSettings
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,7 @@ class Settings:
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     boundaries: BoundarySettings = field(default_factory=BoundarySettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
     feeds: tuple[FeedSettings, ...] = ()
     source: str = ""
 
