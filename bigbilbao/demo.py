@@ -67,7 +67,7 @@ def format_summary(settings: Settings, summaries: list[FeedSummary]) -> str:
         state = "balanced" if book.balanced and s.contiguous else "UNBALANCED"
         lines.append(f"  {book.feed:<16}{book.bronze:>8}{book.silver:>8}{book.quarantined:>12}"
                      f"{book.duplicates:>12}{s.districts:>11}  {state}")
-    if (lake / "gold" / "scorecard" / "_delta_log").is_dir():
+    if read.is_table(lake / "gold" / "scorecard"):
         card = read.read_table(lake, "gold", "scorecard", ["kpi_id", "area_code"])
         lines.append(f"Scorecard: {card.num_rows} rows, {len(pc.unique(card['kpi_id']))} KPIs, "
                      f"{len(pc.unique(card['area_code']))} areas (gold/scorecard).")

@@ -37,7 +37,7 @@ from pyspark.sql import types as T
 
 from bigbilbao.aggregate import ALERTS_SCHEMA, EVENTS_SCHEMA, HOURLY_SCHEMA, QUALITY_SCHEMA
 from bigbilbao.errors import PipelineError
-from bigbilbao.read import table_path
+from bigbilbao.read import is_table, table_path
 from bigbilbao.settings import Settings
 from bigbilbao.windows import WINDOW_KEY, WINDOWS_SCHEMA
 
@@ -119,7 +119,7 @@ def gold_path(settings: Settings, table: GoldTable | str) -> Path:
 
 def exists(path: Path) -> bool:
     """True when a Delta table has been created at `path`."""
-    return (path / "_delta_log").is_dir()
+    return is_table(path)
 
 
 def ensure_gold_tables(spark: SparkSession, settings: Settings) -> None:

@@ -31,12 +31,18 @@ def table_path(lakehouse: Path, layer: str, name: str) -> Path:
     return lakehouse / layer / name
 
 
+def is_table(path: Path) -> bool:
+    """A Delta table has at least one commit; a `_delta_log` folder alone is a first commit still being written."""
+    log_dir = Path(path) / "_delta_log"
+    return any(log_dir.glob("*.json")) or any(log_dir.glob("*.checkpoint*.parquet"))
+
+
 def list_tables(lakehouse: Path) -> list[tuple[str, str]]:
-    """(layer, name) of every Delta table in the lakehouse."""
+    """(layer, name) of every Delta table in the lakehouse; one whose first commit is still being written is not yet."""
     found = []
     for log_dir in sorted(Path(lakehouse).glob("*/*/_delta_log")):
         table = log_dir.parent
-        if not table.parent.name.startswith("_"):
+        if is_table(table) and not table.parent.name.startswith("_"):
             found.append((table.parent.name, table.name))
     return found
 

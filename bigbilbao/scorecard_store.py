@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from bigbilbao.errors import BigBilbaoError
-from bigbilbao.read import AsOf, open_table, table_path
+from bigbilbao.read import AsOf, is_table, open_table, table_path
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def latest_publication(lake: Path, name: str = SCORECARD, as_of: AsOf = None) ->
     `as_of` (a table version or a time) reads the table as it was then: the scorecard published at that point.
     """
     path = table_path(lake, "gold", name)
-    if not (path / "_delta_log").is_dir():
+    if not is_table(path):
         message = f"No scorecard at {path} yet; publish one with `bigbilbao run scorecard` (or `run all`) first."
         raise ScorecardMissingError(message)
     table = open_table(lake, "gold", name, as_of).to_pyarrow_table()

@@ -21,6 +21,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from bigbilbao import ingest, locate, quality, sinks
 from bigbilbao.contracts import Contract
+from bigbilbao.read import is_table
 from bigbilbao.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def not_yet_in_silver(spark: SparkSession, rows: DataFrame, silver_path: Path, k
 
     `span` (default `rows`) is a cheaper frame with the same event times to take that range from.
     """
-    if not (silver_path / "_delta_log").is_dir():
+    if not is_table(silver_path):
         return rows
     bounds = (span if span is not None else rows).agg(F.min(EVENT_TIME).alias("lo"), F.max(EVENT_TIME).alias("hi")).first()
     existing = spark.read.format("delta").load(str(silver_path)).select(*key)
@@ -141,7 +142,7 @@ def ensure_silver_tables(spark: SparkSession, settings: Settings, contracts: Map
     empty = spark.createDataFrame([], ingest.KAFKA_SCHEMA)
     for feed, contract in contracts.items():
         path = sinks.table_path(settings.lakehouse_path, "silver", feed)
-        if (path / "_delta_log").is_dir():
+        if is_table(path):
             continue
         valid, _ = quality.split(quality.judge(ingest.bronze(empty, feed, contract), contract))
         schema = quality.to_silver(valid, contract, SCHEMA_ONLY_KEY).schema
@@ -154,12 +155,12 @@ def ensure_quality_tables(spark: SparkSession, settings: Settings, contract: Con
     """Create the shared quarantine and dq_metrics tables before concurrent streams append to them."""
     lake = settings.lakehouse_path
     quarantine = sinks.table_path(lake, "quality", "quarantine")
-    if not (quarantine / "_delta_log").is_dir():
+    if not is_table(quarantine):
         empty = spark.createDataFrame([], ingest.KAFKA_SCHEMA)
         _, rows = quality.split(quality.judge(ingest.bronze(empty, contract.feed, contract), contract))
         rows.write.format("delta").mode("append").save(str(quarantine))
     metrics = sinks.table_path(lake, "quality", "dq_metrics")
-    if not (metrics / "_delta_log").is_dir():
+    if not is_table(metrics):
         spark.createDataFrame([], METRICS_SCHEMA).write.format("delta").mode("append").save(str(metrics))
 
 
