@@ -25,11 +25,11 @@ SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}{sasl_listener}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}{sasl_listener}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT{sasl_map}
 log.dirs={data_dir}
 num.partitions={partitions}
 auto.create.topics.enable=false
@@ -42,6 +42,15 @@ group.initial.rebalance.delay.ms=0
 log.retention.hours=-1
 log.segment.bytes=268435456
 """
+# The SCRAM listener: credentials live in the cluster metadata (created by StorageTool format --add-scram),
+# so this file holds no secret.
+SASL_PROPERTIES = """\
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule \
+required;
+"""
+SASL_MECHANISM = "SCRAM-SHA-512"
 
 
 @dataclass(frozen=True)
@@ -53,11 +62,17 @@ class BrokerInfo:
     controller_port: int
     home: str
     log_file: str
+    sasl_port: int | None = None
 
     @property
     def bootstrap(self) -> str:
         """Bootstrap address for clients."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str | None:
+        """Bootstrap address of the SASL_PLAINTEXT (SCRAM-SHA-512) listener, when it is open."""
+        return f"127.0.0.1:{self.sasl_port}" if self.sasl_port else None
 
 
 def broker_home(settings: Settings) -> Path:
@@ -86,16 +101,16 @@ def start(settings: Settings) -> tuple[BrokerInfo, bool]:
     java = jvm.require_java()
     jars = jvm.jar_dir(settings.jars_path, "kafka")
     jvm.ensure_jars(settings.jars_path, "kafka")
-    config, port, controller_port = _write_config(settings, home)
+    config, port, controller_port, sasl_port = _write_config(settings, home)
     classpath = f"{jars}{os.sep}*"
-    _format_storage(java, classpath, config, home)
+    _format_storage(java, classpath, config, home, _scram_user(settings) if sasl_port else None)
     log_file = home / "broker.log"
     cmd = [java, f"-Xmx{settings.broker.heap}", "-Xms64m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
            f"-Dlog4j2.configurationFile={LOG4J}", "-cp", classpath, "kafka.Kafka", str(config)]
     with open(log_file, "ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=home)
-    info = BrokerInfo(proc.pid, port, controller_port, str(home), str(log_file))
+    info = BrokerInfo(proc.pid, port, controller_port, str(home), str(log_file), sasl_port)
     _wait_ready(info, proc, settings.broker.start_timeout_s)
     (home / "broker.json").write_text(json.dumps(asdict(info)))
     log.info("embedded Kafka broker started on %s (pid %d, log %s)", info.bootstrap, info.pid, log_file)
@@ -122,37 +137,62 @@ def stop(settings: Settings, timeout_s: float = 30.0) -> bool:
     return stopped
 
 
-def _write_config(settings: Settings, home: Path) -> tuple[Path, int, int]:
-    """Write server.properties once; later starts keep the same ports, since KRaft records them."""
+def _write_config(settings: Settings, home: Path) -> tuple[Path, int, int, int | None]:
+    """Write server.properties (owner-only); later starts keep the same ports, since KRaft records them."""
     config = home / "server.properties"
     ports = home / "ports.json"
-    if ports.is_file():
-        port, controller_port = json.loads(ports.read_text())
-    else:
-        port = settings.broker.port or _free_port()
-        controller_port = _free_port(exclude=port)
-        ports.write_text(json.dumps([port, controller_port]))
-    for p in (port, controller_port):
+    saved = json.loads(ports.read_text()) if ports.is_file() else []
+    port = saved[0] if saved else settings.broker.port or _free_port()
+    controller_port = saved[1] if saved else _free_port(port)
+    sasl_port = None
+    if settings.broker.sasl_port is not None:
+        sasl_port = saved[2] if len(saved) > 2 else settings.broker.sasl_port or _free_port(port, controller_port)
+    chosen = [p for p in (port, controller_port, sasl_port) if p is not None]
+    if chosen != saved:
+        ports.write_text(json.dumps(chosen))
+    for p in chosen:
         if _port_open(p):
             msg = f"Port {p} of the embedded broker in {home} is taken by another process; stop it or delete {ports}."
             raise BrokerError(msg)
-    config.write_text(SERVER_PROPERTIES.format(port=port, controller_port=controller_port,
-                                               data_dir=home / "data", partitions=settings.kafka.partitions))
-    return config, port, controller_port
+    sasl = f",SASL_PLAINTEXT://127.0.0.1:{sasl_port}" if sasl_port else ""
+    text = SERVER_PROPERTIES.format(port=port, controller_port=controller_port, data_dir=home / "data",
+                                    partitions=settings.kafka.partitions, sasl_listener=sasl,
+                                    sasl_map=",SASL_PLAINTEXT:SASL_PLAINTEXT" if sasl_port else "")
+    config.touch(mode=0o600)
+    config.chmod(0o600)
+    config.write_text(text + (SASL_PROPERTIES if sasl_port else ""))
+    return config, port, controller_port, sasl_port
 
 
-def _format_storage(java: str, classpath: str, config: Path, home: Path) -> None:
-    """Format the KRaft storage directory the first time only."""
+def _scram_user(settings: Settings) -> tuple[str, str]:
+    """(name, password) of the SCRAM user the SASL listener accepts; the password only from the environment."""
+    name = settings.broker.sasl_password_env
+    password = settings.broker_sasl_password()
+    if not password:
+        msg = (f"broker.sasl_port opens a SASL listener, whose password must be in the environment variable {name}; "
+               f"set it (e.g. export {name}=$(openssl rand -hex 16)) or set broker.sasl_port to null.")
+        raise BrokerError(msg)
+    return settings.broker.sasl_username, password
+
+
+def _format_storage(java: str, classpath: str, config: Path, home: Path, scram: tuple[str, str] | None) -> None:
+    """Format the KRaft storage directory the first time only, creating the SCRAM user when one is given."""
     if (home / "data" / "meta.properties").is_file():
         return
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     cmd = [java, "-Xmx256m", f"-Dlog4j2.configurationFile={LOG4J}", "-cp", classpath,
            "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)]
+    if scram:
+        cmd += ["--add-scram", f"{SASL_MECHANISM}=[name={scram[0]},password={scram[1]}]"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        if scram:
+            detail = [detail[0].replace(scram[1], "***")]
         msg = f"Formatting the embedded broker's storage in {home} failed: {detail[0]}"
         raise BrokerError(msg)
+    if scram:
+        log.info("embedded broker: SCRAM user %s created for the SASL listener", scram[0])
 
 
 def _wait_ready(info: BrokerInfo, proc: subprocess.Popen, timeout_s: float) -> None:
@@ -194,12 +234,12 @@ def _last_error(info: BrokerInfo) -> str:
     return (errors or lines or ["(empty log)"])[-1][:300]
 
 
-def _free_port(exclude: int = 0) -> int:
+def _free_port(*exclude: int) -> int:
     while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if port != exclude:
+        if port not in exclude:
             return port
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -84,8 +85,7 @@ def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
         admin = KafkaAdminClient(client_id="bigbilbao-admin", request_timeout_ms=30000,
                                  **python_client_options(settings, bootstrap))
     except KafkaError as exc:
-        msg = f"Cannot reach Kafka at {bootstrap} ({exc}); start it with `bigbilbao broker start` or fix kafka.bootstrap_servers."
-        raise BrokerError(msg) from exc
+        raise connection_error(settings, bootstrap, exc) from exc
     try:
         existing = set(admin.list_topics())
         wanted = [f.topic_name for f in settings.enabled_feeds if f.topic_name not in existing]
@@ -101,6 +101,35 @@ def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
         return created
     finally:
         admin.close()
+
+
+def connection_error(settings: Settings, bootstrap: str, exc: Exception) -> BrokerError:
+    """One sentence on why Kafka could not be used: a refused SASL login, or no broker at that address.
+
+    kafka-python does not report a refused SCRAM login as such (the broker closes the connection and the
+    client times out), so a SASL setup whose brokers accept TCP connections is taken as a refused login.
+    """
+    kafka = settings.kafka
+    refused = type(exc).__name__ in ("SaslAuthenticationFailedError", "AuthenticationFailedError")
+    if kafka.security_protocol.startswith("SASL_") and (refused or _accepts_connections(bootstrap)):
+        msg = (f"Kafka at {bootstrap} did not accept the {kafka.sasl_mechanism} login of user "
+               f"'{kafka.sasl_username}'; check kafka.sasl_username and the password in the environment variable "
+               f"{kafka.sasl_password_env}.")
+        return BrokerError(msg)
+    msg = f"Cannot reach Kafka at {bootstrap} ({exc}); start it with `bigbilbao broker start` or fix kafka.bootstrap_servers."
+    return BrokerError(msg)
+
+
+def _accepts_connections(bootstrap: str) -> bool:
+    """True when some bootstrap server accepts a TCP connection."""
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=3):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def producer(settings: Settings, bootstrap: str, **overrides: Any) -> Any:

@@ -56,6 +56,9 @@ class BrokerSettings:
     heap: str = "512m"
     port: int = 0
     start_timeout_s: int = 60
+    sasl_port: int | None = None  # None: no SASL listener; 0: a free port
+    sasl_username: str = "bigbilbao"
+    sasl_password_env: str = "BIGBILBAO_BROKER_SASL_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,10 @@ class Settings:
             msg = f"kafka.sasl_password_env names {name}, but that environment variable is not set."
             raise SettingsError(msg)
         return value
+
+    def broker_sasl_password(self) -> str | None:
+        """The embedded broker's SCRAM password, from the environment only (None when unset)."""
+        return os.environ.get(self.broker.sasl_password_env) or None
 
     def pseudonym_key(self) -> bytes:
         """The HMAC key for pseudonyms, from the environment only; missing or short keys stop start-up."""
