@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 STAGES = ("ingest", "silver", "gold", "scorecard")
 STREAMING_STAGES = ("ingest", "silver", "gold")
 PUBLISH_EVERY_S = 60.0  # how often a continuous run republishes the scorecard
+STALL_WARN_S = 30.0  # a trigger this long getting Kafka offsets means the broker is unreachable
+STALL_CHECK_S = 5.0
 
 
 def feed_contracts(settings: Settings) -> dict[str, contracts.Contract]:
@@ -87,10 +89,14 @@ def run(settings: Settings, stage: str = "all", until_idle: bool = False, master
 
 def _await(queries: list[StreamingQuery], tick: Callable[[], None] | None = None) -> None:
     """Wait for the queries, calling `tick` every PUBLISH_EVERY_S; a failure or SIGTERM/Ctrl-C stops them all."""
-    last = time.monotonic()
+    last = checked = time.monotonic()
+    watch = KafkaStallWatch()
     with _stop_on_signal(queries):
         while any(q.isActive for q in queries) and not _failures(queries):
             time.sleep(0.5)
+            if time.monotonic() - checked >= STALL_CHECK_S:
+                watch.check(queries)
+                checked = time.monotonic()
             if tick is not None and time.monotonic() - last >= PUBLISH_EVERY_S:
                 tick()
                 last = time.monotonic()
@@ -100,8 +106,37 @@ def _await(queries: list[StreamingQuery], tick: Callable[[], None] | None = None
             query.stop()
     if failures:
         query = failures[0]
-        msg = f"Streaming query {query.name} failed: {_first_line(str(query.exception()))}"
+        text = str(query.exception())
+        hint = (" Kafka was unreachable; once it answers, run the stage again: it resumes from its checkpoint."
+                if "org.apache.kafka" in text else "")
+        msg = f"Streaming query {query.name} failed: {_first_line(text)}{hint}"
         raise PipelineError(msg)
+
+
+class KafkaStallWatch:
+    """Says so in the log when a query waits for Kafka offsets (broker down) and when it gets them again."""
+
+    def __init__(self) -> None:
+        self.since: dict[str, float] = {}
+        self.warned: set[str] = set()
+
+    def check(self, queries: list[StreamingQuery]) -> None:
+        """Look at each active query's status once; warn once per stall longer than STALL_WARN_S."""
+        now = time.monotonic()
+        for query in queries:
+            name = query.name or str(query.id)
+            waiting = query.isActive and str(query.status.get("message", "")).startswith("Getting offsets from Kafka")
+            if not waiting:
+                if name in self.warned:
+                    log.warning("query %s reached Kafka again after %.0f s; catching up", name, now - self.since[name])
+                self.since.pop(name, None)
+                self.warned.discard(name)
+                continue
+            self.since.setdefault(name, now)
+            if name not in self.warned and now - self.since[name] >= STALL_WARN_S:
+                log.warning("query %s has waited %.0f s for Kafka; check that the broker is up (the query resumes "
+                            "by itself once Kafka answers)", name, now - self.since[name])
+                self.warned.add(name)
 
 
 def _failures(queries: list[StreamingQuery]) -> list[StreamingQuery]:
