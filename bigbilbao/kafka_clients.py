@@ -82,8 +82,9 @@ def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
     try:
-        admin = KafkaAdminClient(client_id="bigbilbao-admin", request_timeout_ms=30000,
-                                 **python_client_options(settings, bootstrap))
+        with _quiet_bootstrap():
+            admin = KafkaAdminClient(client_id="bigbilbao-admin", request_timeout_ms=30000,
+                                     **python_client_options(settings, bootstrap))
     except KafkaError as exc:
         raise connection_error(settings, bootstrap, exc) from exc
     try:
@@ -118,6 +119,18 @@ def connection_error(settings: Settings, bootstrap: str, exc: Exception) -> Brok
         return BrokerError(msg)
     msg = f"Cannot reach Kafka at {bootstrap} ({exc}); start it with `bigbilbao broker start` or fix kafka.bootstrap_servers."
     return BrokerError(msg)
+
+
+@contextlib.contextmanager
+def _quiet_bootstrap() -> Iterator[None]:
+    """Silence kafka-python's per-attempt connection errors while bootstrapping: a failure ends in one sentence."""
+    network = logging.getLogger("kafka.net")
+    level = network.level
+    network.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        network.setLevel(level)
 
 
 def _accepts_connections(bootstrap: str) -> bool:
