@@ -13,6 +13,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from bigbilbao import kafka_clients, sinks
 from bigbilbao.contracts import Contract
+from bigbilbao.read import is_table
 from bigbilbao.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,19 +31,48 @@ def read_kafka(spark: SparkSession, settings: Settings, bootstrap: str) -> DataF
     return reader.load()
 
 
+def strict_json(text: Column) -> Column:
+    """try_parse_json without the leniency of Spark's parser, which ignores whatever follows the first value.
+
+    `{"id": 1}}` or `{"id": 1} x` parse in Spark; RFC 8259 (and the reference) rejects them. The text is parsed
+    inside `[...]` and inside `{"_": ...}`: anything after the first value either breaks one of the two or adds
+    an element or a key, so the message is JSON only when the array has one element and the object one key.
+    """
+    in_array = F.try_parse_json(F.concat(F.lit("["), text, F.lit("]")))
+    in_object = F.try_parse_json(F.concat(F.lit('{"_":'), text, F.lit("}")))
+    elements = F.size(F.try_variant_get(in_array, "$", "array<variant>"))
+    keys = F.size(F.map_keys(F.try_variant_get(in_object, "$", "map<string,variant>")))
+    alone = F.coalesce((elements == 1) & (keys == 1), F.lit(False))
+    return F.when(alone, F.try_variant_get(in_array, "$[0]", "variant"))
+
+
 def _attribute(doc: Column, name: str, spark_type: str) -> Column:
     """A payload attribute in keyValues form (`$.name`) or NGSI normalized form (`$.name.value`)."""
     return F.coalesce(F.try_variant_get(doc, f"$.{name}.value", spark_type),
                       F.try_variant_get(doc, f"$.{name}", spark_type))
 
 
-def _parse_error(value: Column, doc: Column, entity_id: Column) -> Column:
+def _id_value(doc: Column, name: str) -> Column:
+    """The entity id's VARIANT, in keyValues or normalized form."""
+    return F.coalesce(F.try_variant_get(doc, f"$.{name}.value", "variant"),
+                      F.try_variant_get(doc, f"$.{name}", "variant"))
+
+
+def _entity_id(doc: Column, name: str) -> Column:
+    """The entity id when it is a JSON string (NGSI ids are strings); a number, Boolean or list is no id."""
+    value = _id_value(doc, name)
+    return F.when(F.schema_of_variant(value) == "STRING", F.try_variant_get(value, "$", "string"))
+
+
+def _parse_error(value: Column, doc: Column, entity_id: Column, id_field: str) -> Column:
     """Why a message could not be parsed, or null when it could."""
     return (
         F.when(value.isNull() | (F.length(value) == 0), F.lit("empty message"))
         .when(~F.is_valid_utf8(value), F.lit("invalid UTF-8"))
         .when(doc.isNull(), F.lit("invalid JSON"))
         .when(F.try_variant_get(doc, "$", "struct<>").isNull(), F.lit("JSON is not an object"))
+        .when(entity_id.isNull() & ~F.schema_of_variant(_id_value(doc, id_field)).isin("VOID"),
+              F.lit("entity id is not a string"))
         .when(entity_id.isNull(), F.lit("missing entity id"))
     )
 
@@ -50,12 +80,12 @@ def _parse_error(value: Column, doc: Column, entity_id: Column) -> Column:
 def bronze(records: DataFrame, feed: str, contract: Contract) -> DataFrame:
     """One feed's Kafka records as bronze rows: raw payload, lineage, parse status and contract fields."""
     payload = F.make_valid_utf8(F.col("value").cast("string"))
-    doc = F.try_parse_json(payload)
-    entity_id = _attribute(doc, contract.id_field, "string")
+    doc = strict_json(payload)
+    entity_id = _entity_id(doc, contract.id_field)
     location = F.coalesce(F.try_variant_get(doc, f"$.{contract.location_field}.value", "variant"),
                           F.try_variant_get(doc, f"$.{contract.location_field}", "variant"))
     is_point = F.try_variant_get(location, "$.type", "string") == F.lit("Point")
-    error = _parse_error(F.col("value"), doc, entity_id)
+    error = _parse_error(F.col("value"), doc, entity_id, contract.id_field)
     fields = [_attribute(doc, name, spark_type).alias(name) for name, spark_type in bronze_types(contract).items()]
     return records.select(
         F.lit(feed).alias("feed"),
@@ -124,7 +154,7 @@ def ensure_bronze_tables(spark: SparkSession, settings: Settings, contracts: Map
     empty = spark.createDataFrame([], KAFKA_SCHEMA)
     for feed, contract in contracts.items():
         path = sinks.table_path(settings.lakehouse_path, "bronze", feed)
-        if not (path / "_delta_log").is_dir():
+        if not is_table(path):
             bronze(empty, feed, contract).write.format("delta").mode("append").save(str(path))
 
 

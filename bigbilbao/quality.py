@@ -57,7 +57,7 @@ def _attributes(stages: Stages, contract: Contract) -> None:
     """The payload as VARIANT (JSON objects in valid UTF-8 only); per attribute its keyValues value and facts."""
     times = sorted(time_names(contract))
     numbers, texts = sorted(number_names(contract)), sorted(text_names(contract))
-    stages.add({"__json": F.try_parse_json(_bronze("payload"))})
+    stages.add({"__json": ingest.strict_json(_bronze("payload"))})
     stages.add({"__doc": F.when(_bronze("payload_bytes").isNull() & is_object(F.col("__json")), F.col("__json"))})
     key_value_stages(stages, F.col("__doc"), sorted(value_names(contract) | set(times)))
     stages.step(lambda name, s: {

@@ -30,6 +30,7 @@ EVENT = "@event_time"  # column-name key of the event time (cannot clash with a 
 NOW = "@now"  # column-name key of the reference time in microseconds (the Kafka timestamp)
 TIME_CHECKS = ("max_age", "not_future", "not_before")
 LOCATION_ROLES = ("geom", "positions", "geojson_ok")  # top-level columns of the location, not in ATTRIBUTES
+QUOTE_CHARS = 200
 
 
 @functools.lru_cache(maxsize=4096)
@@ -39,6 +40,13 @@ def fact(role: str, name: str) -> Column:
         return ref(role, name)
     value = F.try_element_at(F.col(ATTRIBUTES), F.lit(name))[role]
     return F.coalesce(value, F.lit(False)) if role == "present" else value
+
+
+def _quoted(name: str) -> Column:
+    """The value as a reason quotes it: at most QUOTE_CHARS characters, so a huge value does not bloat quarantine."""
+    text = fact("text", name)
+    shortened = F.concat(F.substring(text, 1, QUOTE_CHARS), F.lit("…"))
+    return F.when(F.length(text) > QUOTE_CHARS, shortened).otherwise(text)
 
 
 def _fmt(value: object) -> str:
@@ -66,7 +74,7 @@ def _not_all_zero(rule: Rule) -> tuple[Column, Column]:
 
 
 def _range(rule: Rule, contract: Contract) -> tuple[Column, Column]:
-    """Not a number, or outside [min, max] in the canonical unit; NaN passes, as Python's comparisons with NaN do."""
+    """Not a number, not finite (NaN, ±Infinity: no reading), or outside [min, max] in the canonical unit."""
     name = rule.field or ""
     raw = fact("num", name)
     number = convert(contract.fields[name], raw, fact("unit", name), raw) if name in contract.fields else raw
@@ -75,10 +83,12 @@ def _range(rule: Rule, contract: Contract) -> tuple[Column, Column]:
         outside = outside | (number < F.lit(float(rule.min)))
     if rule.max is not None:
         outside = outside | (number > F.lit(float(rule.max)))
-    violated = number.isNull() | (~F.isnan(number) & outside)
-    value = F.concat(F.lit(f"{name}="), fact("text", name))
-    detail = F.when(number.isNull(), F.concat(value, F.lit(" is not a number"))).otherwise(
-        F.concat(value, F.lit(f" outside [{_fmt(rule.min)}, {_fmt(rule.max)}]")))
+    infinite = F.isnan(number) | number.isin(float("inf"), float("-inf"))
+    violated = number.isNull() | infinite | outside
+    value = F.concat(F.lit(f"{name}="), _quoted(name))
+    detail = (F.when(number.isNull(), F.concat(value, F.lit(" is not a number")))
+              .when(infinite, F.concat(value, F.lit(" is not a finite number")))
+              .otherwise(F.concat(value, F.lit(f" outside [{_fmt(rule.min)}, {_fmt(rule.max)}]"))))
     return fact("present", name) & violated, detail
 
 
@@ -97,7 +107,7 @@ def _allowed(rule: Rule) -> tuple[Column, Column]:
     if numbers:
         numeric = value_kind.rlike(NUMERIC_KIND) | (value_kind == "BOOLEAN")
         matched = matched | (numeric & F.try_variant_get(value, "$", "double").isin(numbers))
-    detail = F.concat(F.lit(f"{name}="), fact("text", name), F.lit(f" not in {list(rule.values)}"))
+    detail = F.concat(F.lit(f"{name}="), _quoted(name), F.lit(f" not in {list(rule.values)}"))
     return fact("present", name) & ~F.coalesce(matched, F.lit(False)), detail
 
 

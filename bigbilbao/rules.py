@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 ACTIONS = ("warn", "quarantine", "fail")
 EVENT_TIME = "event_time"  # pseudo-field: the first present of a contract's time_fields, parsed to UTC
 _NUMBER = (int, float)
+MAX_NUMBER_CHARS = 1000  # a longer string is no sensor's number, and regex engines should not walk it
 # check -> (parameters it needs, parameters it may have); every rule also has name, check, action, description.
 CHECKS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "required": (frozenset({"field"}), frozenset()),
@@ -220,6 +222,8 @@ def _judge_value(rule: Rule, contract: Contract, event: Mapping[str, Any], value
         number = numbers.get(rule.field or "", _number(value))
         if number is None:
             return f"{rule.field}={value!r} is not a number"
+        if not math.isfinite(number):
+            return f"{rule.field}={value!r} is not a finite number"
         too_low = rule.min is not None and number < rule.min
         too_high = rule.max is not None and number > rule.max
         return f"{rule.field}={number} outside [{rule.min}, {rule.max}]" if too_low or too_high else None
@@ -291,6 +295,8 @@ def _number(value: Any) -> float | None:
         return None
     if isinstance(value, _NUMBER):
         return float(value)
+    if isinstance(value, str) and len(value.strip()) > MAX_NUMBER_CHARS:
+        return None
     try:
         return float(value)
     except (TypeError, ValueError):

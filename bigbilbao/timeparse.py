@@ -38,8 +38,13 @@ def ascii_digits(text: Column) -> Column:
 
 
 def py_strip(text: Column) -> Column:
-    """Python's str.strip(): remove leading and trailing Unicode whitespace (Spark's trim removes only spaces)."""
-    return F.regexp_replace(text, f"^{PY_SPACE}+|{PY_SPACE}+$", "")
+    """Python's str.strip(): remove leading and trailing Unicode whitespace (Spark's trim removes only spaces).
+
+    Both ends are stripped as a leading run (the trailing one on the reversed text): an unanchored
+    `\\s+$` would rescan a long inner run of spaces from every position, quadratic in its length.
+    """
+    leading = f"^{PY_SPACE}+"
+    return F.reverse(F.regexp_replace(F.reverse(F.regexp_replace(text, leading, "")), leading, ""))
 
 
 def instant_parts(raw: Column) -> Column:

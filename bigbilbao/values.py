@@ -13,6 +13,7 @@ import logging
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from bigbilbao.rules import MAX_NUMBER_CHARS
 from bigbilbao.timeparse import ascii_digits, py_strip
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,9 @@ logger = logging.getLogger(__name__)
 NUMERIC_KIND = r"^(TINYINT|SMALLINT|INT|BIGINT|FLOAT|DOUBLE|DECIMAL\(\d+,\d+\))$"
 INTEGER_KIND = r"^(TINYINT|SMALLINT|INT|BIGINT)$"
 # Python's float() grammar, once Unicode digits are ASCII and whitespace is stripped.
-_DIGITS = r"[0-9](?:_?[0-9])*"
+# Digits with single '_' separators, written so Java's regex loops once per '_' group, not once per digit
+# (a per-digit group loop overflows the JVM stack on a long run of digits).
+_DIGITS = r"[0-9]+(?:_[0-9]+)*"
 _PY_FLOAT = rf"[+-]?(?:(?:{_DIGITS})?\.{_DIGITS}|{_DIGITS}\.?)(?:[eE][+-]?{_DIGITS})?"
 _PY_SPECIAL = r"[+-]?(?i:inf|infinity|nan)"
 GEODEPTH = 6  # nesting levels of GeoJSON coordinates searched for positions (MultiPolygon needs 4)
@@ -44,6 +47,7 @@ def py_float(text: Column) -> Column:
     failing cast is slow: it throws inside).
     """
     clean = py_strip(ascii_digits(text))
+    clean = F.when(F.length(clean) <= MAX_NUMBER_CHARS, clean)
     checked = F.nullif(F.regexp_replace(clean, rf"(?s)^(?!(?:{_PY_FLOAT}|{_PY_SPECIAL})\z).*\z", ""), F.lit(""))
     return F.regexp_replace(F.regexp_replace(checked, "_", ""), r"^[+-](?=(?i:nan)\z)", "").try_cast("double")
 
