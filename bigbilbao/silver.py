@@ -37,8 +37,13 @@ def dedup_columns(contract: Contract) -> list[str]:
 
 
 def first_occurrences(valid: DataFrame, key: list[str]) -> DataFrame:
-    """Within a batch keep the earliest Kafka message of each key (deterministic across replays)."""
-    order = Window.partitionBy(*key).orderBy(F.col("topic"), F.col("partition"), F.col("offset"))
+    """Within a batch keep the first-sent Kafka message of each key, as a stream cut into smaller batches would.
+
+    Ordering by Kafka timestamp first (then topic, partition, offset) keeps the kept copy independent of where
+    restarts cut the stream: a duplicate in another partition no longer wins just by its partition number.
+    """
+    order = Window.partitionBy(*key).orderBy(F.col("kafka_timestamp"), F.col("topic"), F.col("partition"),
+                                             F.col("offset"))
     return (
         valid.withColumn("_occurrence", F.row_number().over(order))
         .filter(F.col("_occurrence") == 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -62,12 +63,14 @@ class PacedProducer(threading.Thread):
         self.settings, self.messages, self.rate = settings, messages, rate
         self.sent = 0
         self.error: BaseException | None = None
+        self.stopping = threading.Event()
 
     def run(self) -> None:
         bootstrap = self.settings.kafka.bootstrap_servers[0]
+        wanted = itertools.takewhile(lambda _: not self.stopping.is_set(), self.messages)
         try:
             kafka_clients.ensure_topics(self.settings, bootstrap)
-            report = producer.publish(self.settings, bootstrap, self.messages, rate=self.rate)
+            report = producer.publish(self.settings, bootstrap, wanted, rate=self.rate)
             self.sent = report.total
         except BaseException as exc:  # noqa: BLE001  (reported by the test thread)
             self.error = exc
