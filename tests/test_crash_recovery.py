@@ -16,13 +16,14 @@ import random
 import re
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from bigbilbao import ledger, pipeline, simulate
 from bigbilbao.settings import with_overrides
+from bigbilbao.silver import first_occurrences
 from tests.faults import (
     COMMITTED, PacedProducer, bronze_keys, differing_tables, kill_group, rule_totals, start_app, wait_for_log,
 )
@@ -112,3 +113,12 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(make_settings, s
     assert not differing_tables(clean.lakehouse_path, crashed.lakehouse_path), "crashed and clean runs differ"
     log.warning("crash test: %d kills, %d events, %s; first commit after start, per run %s s", len(recoveries), EVENTS,
                 totals, [r and round(r, 1) for r in recoveries])
+
+
+def test_a_duplicate_keeps_its_first_sent_copy_whatever_its_partition(spark) -> None:  # noqa: ANN001
+    sent = [("t", 0, 105, datetime(2026, 11, 24, 15, 39, 2, tzinfo=timezone.utc)),
+            ("t", 1, 78, datetime(2026, 11, 24, 15, 38, 56, tzinfo=timezone.utc))]
+    batch = spark.createDataFrame([(*row, "sensor-1") for row in sent],
+                                  "topic string, partition int, offset long, kafka_timestamp timestamp, entity_id string")
+    kept = first_occurrences(batch, ["entity_id"]).collect()
+    assert [(row["partition"], row["offset"]) for row in kept] == [(1, 78)]
