@@ -56,7 +56,8 @@ def publish_scorecard(spark: SparkSession | None, settings: Settings, as_of: dat
     events = read_gold(lake, "events", "event_time", since, as_of)
     card = compute_scorecard(catalogue, hourly, as_of=as_of, boundary_version=boundary_version(hourly, events),
                              gold_events=events, gold_quality=read_gold(lake, "quality", "hour_start", since, as_of),
-                             sensors=read_sensors(lake), population=population)
+                             sensors=read_sensors(lake), population=population,
+                             k=settings.privacy.min_published_count)
     stamps = {"as_of": pd.Timestamp(as_of).tz_convert("UTC"), "published_at": pd.Timestamp.now(tz="UTC")}
     kpis, scores = card.kpis.assign(**stamps), card.scores.assign(**stamps)
     merge_frame(table_path(lake, "gold", SCORECARD), kpis, SCORECARD_SCHEMA, SCORECARD_KEY)

@@ -171,6 +171,13 @@ def _traffic(sensor: Sensor, moment: datetime, rng: random.Random) -> dict[str, 
             "refRoadSegment": f"urn:ngsi-ld:RoadSegment:bilbao-sim:{sensor.index:03d}"}
 
 
+def plate(index: int) -> str:
+    """A bus's Spanish number plate (four digits, three consonants), fixed per bus: personal data to pseudonymise."""
+    letters = "BCDFGHJKLMNPRSTVWXYZ"
+    a, b, c = index % 20, (index // 20 + 7) % 20, (index * 7 + 3) % 20
+    return f"{(4821 + 37 * index) % 10000:04d} {letters[a]}{letters[b]}{letters[c]}"
+
+
 def _bus(sensor: Sensor, moment: datetime, rng: random.Random) -> dict[str, Any]:
     """A bus loops a rectangle around its depot point; it is slower when the city is busy."""
     lap = 2400 + 600 * sensor.kind
@@ -184,7 +191,8 @@ def _bus(sensor: Sensor, moment: datetime, rng: random.Random) -> dict[str, Any]
     bearing = (90.0, 0.0, 270.0, 180.0)[int(side)]
     speed = round(max(0.0, sensor.size * (1.3 - 0.6 * activity(moment)) + rng.gauss(0, 3)), 1)
     body = {"observationDateTime": _iso(moment), "vehicleType": "bus", "fleetVehicleId": f"{500 + sensor.index}",
-            "speed": speed, "bearing": bearing, "serviceStatus": "onRoute" if speed > 0 else "parked",
+            "vehiclePlateIdentifier": plate(sensor.index), "speed": speed, "bearing": bearing,
+            "serviceStatus": "onRoute" if speed > 0 else "parked",
             "refPublicTransportRoute": f"bilbobus-line-{1 + sensor.index % 8:02d}",
             "location": {"type": "Point", "coordinates": [round(lon, 6), round(lat, 6)]}}
     return {**body, **_bus_stop(sensor, moment, rng)} if speed > 0 else body

@@ -94,6 +94,7 @@ class PrivacySettings:
 
     pseudonym_key_env: str = "BIGBILBAO_PSEUDONYM_KEY"
     min_key_length: int = 32
+    min_published_count: int = 5  # k: event counts 1..k-1 are suppressed in the published scorecard
 
 
 @dataclass(frozen=True)
@@ -315,6 +316,9 @@ def _check(settings: Settings) -> None:
     protocols = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
     if settings.kafka.security_protocol not in protocols:
         msg = f"Settings key 'kafka.security_protocol' must be one of {sorted(protocols)}."
+        raise SettingsError(msg)
+    if settings.privacy.min_published_count < 1:
+        msg = "Settings key 'privacy.min_published_count' must be at least 1 (1 publishes every count)."
         raise SettingsError(msg)
     if settings.kafka.partitions < 1:
         msg = "Settings key 'kafka.partitions' must be at least 1."

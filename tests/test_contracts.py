@@ -56,7 +56,8 @@ def test_spark_types_personal_fields_and_units(contracts: dict[str, Contract]) -
         "laneId": "bigint", "refRoadSegment": "string"}
     assert contracts["emergency_dispatches"].spark_type_names()["dispatchTime"] == "timestamp"
     personal = {feed: c.pseudonymised_fields() for feed, c in contracts.items() if c.pseudonymised_fields()}
-    assert personal == {"crowd_flow": ("detectedDeviceId",), "emergency_dispatches": ("callerNumber",)}
+    assert personal == {"crowd_flow": ("detectedDeviceId",), "emergency_dispatches": ("callerNumber",),
+                        "bus_positions": ("vehiclePlateIdentifier",)}
     assert contracts["air_quality"].spec("co").unit == "mg/m3"
 
 
