@@ -46,11 +46,15 @@ def backlog(spark: SparkSession, bootstrap: str, topic: str, first: int, count: 
 
 
 def paced(spark: SparkSession, args: argparse.Namespace, first: int, rate: int, seconds: float) -> int:
-    """Offer `rate` events/s for `seconds`: every tick, one batch job sends what is due by then; returns the count."""
-    began, done = time.monotonic(), 0
-    while (elapsed := time.monotonic() - began) < seconds:
-        due = int(elapsed * rate)
-        if due - done < max(1, rate // 50):
+    """Offer `rate` events/s for `seconds`: each tick one batch job sends what is due; returns the count.
+
+    Whatever is still due when the time is up is sent at once, so a step always offers rate x seconds events;
+    when the jobs are slow (a loaded machine) the step takes longer and the achieved rate says so.
+    """
+    began, done, total = time.monotonic(), 0, int(rate * seconds)
+    while done < total:
+        due = min(total, int((time.monotonic() - began) * rate))
+        if due - done < max(1, rate // 50) and due < total:
             time.sleep(0.005)
             continue
         backlog(spark, args.bootstrap, args.topic, first + done, due - done, args.sensors, args.base, partitions=1)
