@@ -38,6 +38,7 @@ from pyspark.sql import types as T
 from bigbilbao.aggregate import ALERTS_SCHEMA, EVENTS_SCHEMA, HOURLY_SCHEMA, QUALITY_SCHEMA
 from bigbilbao.errors import PipelineError
 from bigbilbao.read import is_table, table_path
+from bigbilbao.session import AUTO_COMPACT_MIN_FILES
 from bigbilbao.settings import Settings
 from bigbilbao.windows import WINDOW_KEY, WINDOWS_SCHEMA
 
@@ -259,6 +260,21 @@ def record_watermark(settings: Settings, row: dict[str, Any], txn: tuple[str, in
     data = pa.Table.from_pylist([row], schema=arrow_schema(WATERMARKS.schema))
     write_deltalake(str(path), data, mode="append",
                     commit_properties=CommitProperties(app_transactions=[Transaction(txn[0], txn[1])]))
+    compact_when_fragmented(path)
+
+
+def compact_when_fragmented(path: Path, most: int = AUTO_COMPACT_MIN_FILES) -> None:
+    """Compact a table delta-rs appends to (Spark's auto-compaction never sees it) once it holds `most` files."""
+    from deltalake import DeltaTable as RustTable
+    from deltalake.exceptions import CommitFailedError
+
+    table = RustTable(str(path))
+    if len(table.file_uris()) < most:
+        return
+    try:
+        table.optimize.compact()
+    except CommitFailedError as error:
+        log.info("compaction of %s gave way to a concurrent write (%s); a later batch retries", path, error)
 
 
 def micros(value: datetime | None) -> int | None:

@@ -16,6 +16,8 @@ from bigbilbao.settings import Settings
 log = logging.getLogger(__name__)
 
 LOG4J = Path(__file__).parent / "resources" / "spark-log4j2.properties"
+# Streams append a few small files every micro-batch; Delta compacts a table once it holds this many.
+AUTO_COMPACT_MIN_FILES = 16
 
 
 def spark_conf(settings: Settings, master: str | None = None) -> dict[str, str]:
@@ -40,6 +42,9 @@ def spark_conf(settings: Settings, master: str | None = None) -> dict[str, str]:
         # Keep tables readable by delta-rs and DuckDB: no deletion vectors, no column mapping.
         "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
         "spark.databricks.delta.optimizeWrite.enabled": "false",
+        # Bounded file counts in long runs: compaction is a dataChange=false commit, invisible to Delta streams.
+        "spark.databricks.delta.autoCompact.enabled": "true",
+        "spark.databricks.delta.autoCompact.minNumFiles": str(AUTO_COMPACT_MIN_FILES),
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J}",
         # The pseudonym key enters plans as padded-key literals: hide them in EXPLAIN, the UI and errors.
         "spark.sql.redaction.string.regex": privacy.KEY_REDACTION,
