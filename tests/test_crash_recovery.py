@@ -38,7 +38,7 @@ KILLS = 5
 EVENTS = 900
 RATE = 4.0  # messages/s: the producer streams for about 4 minutes, across the kills
 WAIT_BATCH_S = 240.0
-STAGE_ROTATION = ("silver", "gold", "ingest")
+STAGE_ROTATION = ("ingest", "silver", "gold")  # ingest first, while the producer still streams
 SEED = 20261124
 DIRTY = ("bad_json", "out_of_range", "duplicate")
 
