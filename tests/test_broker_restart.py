@@ -36,7 +36,8 @@ PER_PHASE = 150  # messages per feed before and after the outage
 @pytest.fixture
 def own_broker(base_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     """Settings of a fresh lakehouse with its own embedded broker, stopped at the end even on failure."""
-    lake = with_overrides(base_settings, lakehouse={"path": str(tmp_path / "lakehouse")}, kafka={"bootstrap_servers": ()})
+    lake = with_overrides(base_settings, lakehouse={"path": str(tmp_path / "lakehouse")},
+                          kafka={"bootstrap_servers": ()})
     info, _ = broker.start(lake)
     settings = with_overrides(lake, kafka={"bootstrap_servers": (info.bootstrap,)})
     feeds = tuple(FeedSettings(name=name, topic=f"restart.{name}") for name in FEEDS)

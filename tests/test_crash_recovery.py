@@ -44,7 +44,7 @@ DIRTY = ("bad_json", "out_of_range", "duplicate")
 
 
 def crash_loop(config: Path, folder: Path, rng: random.Random, stream: PacedProducer) -> list[float | None]:
-    """Start the application, kill it 0-10 s (random) after a stage commits a micro-batch, restart; KILLS times at least.
+    """Start the application, kill it 0-10 s (random) after a stage commits a micro-batch, restart; KILLS times.
 
     The stage whose commit arms the kill goes round ingest, silver, gold, so kills land in every stage's
     batches; a run in which that stage commits nothing within WAIT_BATCH_S is killed then. Returns, per
@@ -82,7 +82,8 @@ def first_commit_seconds(log_file: Path) -> float:
 
 
 @pytest.mark.timeout(2400)
-def test_sigkill_at_random_moments_loses_and_duplicates_nothing(make_settings, spark, tmp_path: Path) -> None:  # noqa: ANN001
+def test_sigkill_at_random_moments_loses_and_duplicates_nothing(make_settings, spark,  # noqa: ANN001
+                                                                 tmp_path: Path) -> None:
     settings = make_settings(feeds=FEEDS)
     produced = list(simulate.simulate(list(FEEDS), count=EVENTS, seed=SEED, dirty_fraction=0.15, dirty_kinds=DIRTY))
     crashed = with_overrides(settings, lakehouse={"path": str(tmp_path / "crashed")})
@@ -118,7 +119,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(make_settings, s
 def test_a_duplicate_keeps_its_first_sent_copy_whatever_its_partition(spark) -> None:  # noqa: ANN001
     sent = [("t", 0, 105, datetime(2026, 11, 24, 15, 39, 2, tzinfo=timezone.utc)),
             ("t", 1, 78, datetime(2026, 11, 24, 15, 38, 56, tzinfo=timezone.utc))]
-    batch = spark.createDataFrame([(*row, "sensor-1") for row in sent],
-                                  "topic string, partition int, offset long, kafka_timestamp timestamp, entity_id string")
+    schema = "topic string, partition int, offset long, kafka_timestamp timestamp, entity_id string"
+    batch = spark.createDataFrame([(*row, "sensor-1") for row in sent], schema)
     kept = first_occurrences(batch, ["entity_id"]).collect()
     assert [(row["partition"], row["offset"]) for row in kept] == [(1, 78)]
