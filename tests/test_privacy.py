@@ -13,7 +13,7 @@ import json
 import re
 import shutil
 from collections.abc import Iterable
-from datetime import timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -108,27 +108,37 @@ def assert_pseudonyms_are_keyed_hmacs(lake: Path, key: bytes) -> None:
 
 
 def assert_small_counts_suppressed(settings: Settings, tmp_path: Path) -> None:
-    """Published event counts 1..k-1 (k = 5 by default) are hidden; with k = 1 the same rows show their counts."""
+    """Published event counts 1..k-1 are hidden: k = 5 by default, and a k the sample surely reaches."""
     assert settings.privacy.min_published_count == 5
     card = read.read_table(settings.lakehouse_path, "gold", "scorecard").to_pylist()
     as_of = max(r["as_of"] for r in card)
-    hidden = [r for r in card if r["suppressed"]]
-    assert hidden, "the sample has districts with fewer than five events"
-    assert all(r["value"] is None and r["n"] is None and r["score"] is None for r in hidden)
-    # The same gold, published with k = 1 into a copy of the lakehouse, shows what k = 5 hid.
-    copy = tmp_path / "k1"
-    shutil.copytree(settings.lakehouse_path, copy, ignore=shutil.ignore_patterns("_checkpoints", "_broker"))
-    open_settings = with_overrides(settings, lakehouse={"path": str(copy)}, privacy={"min_published_count": 1})
-    publish.publish_scorecard(None, open_settings, as_of=as_of.astimezone(timezone.utc))
-    key = ("kpi_id", "area_level", "area_code", "period", "period_start")
-    shown = {tuple(r[k] for k in key): r for r in read.read_table(copy, "gold", "scorecard").to_pylist()
-             if r["as_of"] == as_of}
-    for row in hidden:
-        twin = shown[tuple(row[k] for k in key)]
-        assert not twin["suppressed"] and 1 <= twin["n"] < 5, twin
+    shown = republished(settings, tmp_path / "k1", as_of, k=1)  # what the counts are, nothing hidden
     events = {kpi.id for kpi in load_catalogue().kpis if kpi.aggregation.window == "event"}
-    small = [r for r in shown.values() if r["kpi_id"] in events and r["n"] is not None and 1 <= r["n"] < 5]
-    assert len(small) == len(hidden), "k = 5 hid exactly the event counts below five"
+    counts = sorted(r["n"] for r in shown.values() if r["kpi_id"] in events and r["n"])
+    assert counts, "the sample publishes event-count KPIs"
+    published = {scorecard_key(r): r for r in card if r["as_of"] == as_of}
+    larger_k = counts[len(counts) // 2] + 1  # the sample's median count + 1: some rows fall below it, some not
+    for k, rows in ((5, published), (larger_k, republished(settings, tmp_path / "k", as_of, k=larger_k))):
+        hidden = {key for key, row in rows.items() if row["suppressed"]}
+        expected = {key for key, row in shown.items() if row["kpi_id"] in events and row["n"] and row["n"] < k}
+        assert hidden == expected, f"k = {k} must hide exactly the event counts 1..{k - 1}"
+        assert all(rows[key]["value"] is None and rows[key]["n"] is None and rows[key]["score"] is None
+                   for key in hidden)
+        assert all(not shown[key]["suppressed"] for key in hidden)
+    assert 0 < sum(1 for n in counts if n < larger_k) < len(counts)
+
+
+def scorecard_key(row: dict) -> tuple:
+    """What identifies one published KPI value."""
+    return tuple(row[k] for k in ("kpi_id", "area_level", "area_code", "period", "period_start"))
+
+
+def republished(settings: Settings, copy: Path, as_of: datetime, k: int) -> dict[tuple, dict]:
+    """The same gold published with small-count threshold k into a copy of the lakehouse, by scorecard key."""
+    shutil.copytree(settings.lakehouse_path, copy, ignore=shutil.ignore_patterns("_checkpoints", "_broker"))
+    settings_k = with_overrides(settings, lakehouse={"path": str(copy)}, privacy={"min_published_count": k})
+    publish.publish_scorecard(None, settings_k, as_of=as_of.astimezone(timezone.utc))
+    return {scorecard_key(r): r for r in read.read_table(copy, "gold", "scorecard").to_pylist() if r["as_of"] == as_of}
 
 
 def test_pseudonyms_change_with_the_key_and_a_missing_key_stops_start_up(  # noqa: ANN001
