@@ -42,7 +42,7 @@ class DeltaLog:
             stamp, files, rows = int(entry.stat().st_mtime * 1000), [], 0
             for line in entry.read_text().splitlines():
                 action = json.loads(line)
-                if "add" in action:
+                if "add" in action and action["add"].get("dataChange", True):  # compaction re-adds old rows
                     files.append(action["add"]["path"])
                     rows += json.loads(action["add"].get("stats") or "{}").get("numRecords", 0)
             self.commits[version] = (stamp, files, rows)
@@ -50,7 +50,7 @@ class DeltaLog:
 
     @property
     def rows(self) -> int:
-        """Rows appended so far (these tables are append-only)."""
+        """Rows appended so far (these tables are append-only; compaction commits add no new rows)."""
         return sum(rows for _, _, rows in self.commits.values())
 
 

@@ -89,7 +89,9 @@ def analysis(main: dict, plain: float) -> str:
 
 NOTES = ("max_sustained_events_per_s: the highest rate a live step achieved (events Kafka received per second of the "
          "step) while every stage streamed at once and kept up: silver drained within 30 s of the producer stopping "
-         "and the silver lag grew by at most 5% of the rate over the step's second half. backlog_drain_events_per_s: "
+         "and the silver lag grew by at most 5% of the rate over the step's second half (at least three lag samples, "
+         "else no verdict), and every event of the step reached silver. Steps shorter than the chain's own latency "
+         "(about 15 s) cannot show a stream keeping up. backlog_drain_events_per_s: "
          "a pre-produced backlog through ingest, silver and gold one stage after the other (availableNow), the "
          "machine's capacity for the chain; vs_plain_copy divides it by a plain Kafka -> Delta copy of the same "
          "backlog. Latency: Kafka CreateTime (set by the producer at send) to the modification time of the Delta "

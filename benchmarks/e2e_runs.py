@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -125,11 +126,12 @@ def _step(producer: PacedProducer, queries: list, topic: str, bootstrap: str, br
     cpu, producer_cpu = tree_cpu_seconds(), tree_cpu_seconds(producer.process.pid)
     began = time.time()
     producer.step(first, rate, seconds)
+    sending = ThreadPoolExecutor(max_workers=1).submit(producer.wait)
     samples = []
-    while time.time() - began < seconds:
+    while not sending.done() or time.time() - began < seconds:  # lag while the events really arrive
         time.sleep(1.0)
         samples.append(_sample(bootstrap, topic, bronze, silver, began))
-    sent = producer.wait()
+    sent = sending.result()
     ended = time.time()
     produced = sum(end_offsets(bootstrap, topic).values()) - first
     if produced != sent:
@@ -141,18 +143,21 @@ def _step(producer: PacedProducer, queries: list, topic: str, bootstrap: str, br
     caught_up = time.time() - ended
     lag = np.array([s["behind_silver"] for s in samples[len(samples) // 2:]], dtype=float)
     times = np.array([s["t"] for s in samples[len(samples) // 2:]], dtype=float)
-    slope = float(np.polyfit(times, lag, 1)[0]) if lag.size >= 3 else 0.0
+    slope = float(np.polyfit(times, lag, 1)[0]) if lag.size >= 3 else None  # too short a step for a verdict
     window = (int(began * 1000), int(ended * 1000) + 1000)
     checkpoint = settings.checkpoint_path / "gold" / FEED
     achieved = produced / (ended - began)
+    to_silver = latencies(silver, window, produced, gold_batches(checkpoint))
+    kept_up = (produced > 0 and silver.rows >= first + produced and slope is not None and slope <= 0.05 * achieved
+               and caught_up <= 30)
     return {
         "offered_per_s": rate, "produced": produced, "produced_per_s": achieved, "seconds": ended - began,
         "caught_up_after_s": caught_up, "drained": silver.rows >= first + produced,
         "lag_growth_per_s": slope,
-        "sustained": bool(produced > 0 and silver.rows >= first + produced and slope <= 0.05 * achieved and caught_up <= 30),
+        "sustained": bool(kept_up and to_silver["to_table"].get("not_visible", 1) == 0),  # every event seen in silver
         "cpu_s": tree_cpu_seconds() - cpu, "producer_cpu_s": tree_cpu_seconds(producer.process.pid) - producer_cpu,
         "latency_bronze_s": latencies(bronze, window, produced)["to_table"],
-        **{f"latency_{k}_s": v for k, v in latencies(silver, window, produced, gold_batches(checkpoint)).items()},
+        **{f"latency_{k}_s": v for k, v in to_silver.items()},
         "samples": samples,
     }
 
@@ -177,5 +182,10 @@ def _describe(step: dict) -> str:
     """One progress line for a live step."""
     silver = step["latency_to_table_s"]
     return (f"produced {step['produced_per_s']:,.0f}/s, caught up {step['caught_up_after_s']:.1f} s after, "
-            f"lag growth {step['lag_growth_per_s']:,.0f}/s, silver p95 {silver.get('p95')} s, "
+            f"lag growth {_rate(step['lag_growth_per_s'])}, silver p95 {silver.get('p95')} s, "
             f"sustained={step['sustained']}")
+
+
+def _rate(value: float | None) -> str:
+    """A lag growth for the progress line; None when the step was too short to fit one."""
+    return "n/a (step too short)" if value is None else f"{value:,.0f}/s"
