@@ -60,6 +60,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--step-seconds", type=float, default=60.0, help="how long each rate is offered")
     parser.add_argument("--step-events", type=int, default=60_000, help="a live step offers at most this many")
     parser.add_argument("--catch-up-cap", type=float, default=60.0, help="max seconds to wait for a step to drain")
+    parser.add_argument("--triggers", default="5,10,30",
+                        help="live steps' streaming.{ingest,silver,gold}_trigger_s (shipped defaults: 2,5,5)")
     parser.add_argument("--skip", default="", help="comma-separated parts to leave out: scaling,live,cold_start")
     parser.add_argument("--output", type=Path, default=RESULT)
     args = parser.parse_args()
@@ -146,7 +148,9 @@ def measure(args: argparse.Namespace, spark, base, bootstrap: str, work: Path) -
 def run_live(args: argparse.Namespace, spark, base, bootstrap: str, work: Path,  # noqa: ANN001
              origin: int) -> tuple[list[dict], dict]:
     """The live steps in their own lakehouse with the 46 barrios, then that lakehouse's books."""
-    settings = lake_settings(base, work, "live", bootstrap)
+    ingest_s, silver_s, gold_s = (float(x) for x in args.triggers.split(","))
+    settings = with_overrides(lake_settings(base, work, "live", bootstrap), streaming={
+        "ingest_trigger_s": ingest_s, "silver_trigger_s": silver_s, "gold_trigger_s": gold_s})
     kafka_clients.ensure_topics(settings, bootstrap)
     import_boundaries(settings.lakehouse_path, "barrios_46", work)
     rates = [int(r) for r in args.rates.split(",")]

@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 
 from benchmarks.e2e_events import BOX
 
+TICKS_PER_S = 5  # batch jobs per second of a paced step: each costs the producer JVM CPU the pipeline shares
 SPARK_TEMPLATE = ('{"id":"urn:ngsi-ld:TrafficFlowObserved:bench:%05d","type":"TrafficFlowObserved",'
                   '"dateObservedTo":"%s","intensity":%d,"occupancy":0.25,"averageVehicleSpeed":42.5,'
                   '"laneId":1,"refRoadSegment":"urn:ngsi-ld:RoadSegment:bench:%05d",'
@@ -54,7 +55,7 @@ def paced(spark: SparkSession, args: argparse.Namespace, first: int, rate: int, 
     began, done, total = time.monotonic(), 0, int(rate * seconds)
     while done < total:
         due = min(total, int((time.monotonic() - began) * rate))
-        if due - done < max(1, rate // 50) and due < total:
+        if due - done < max(1, rate // TICKS_PER_S) and due < total:
             time.sleep(0.005)
             continue
         backlog(spark, args.bootstrap, args.topic, first + done, due - done, args.sensors, args.base, partitions=1)

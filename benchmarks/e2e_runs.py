@@ -146,6 +146,7 @@ def _step(producer: PacedProducer, queries: list, topic: str, bootstrap: str, br
     slope = float(np.polyfit(times, lag, 1)[0]) if lag.size >= 3 else None  # too short a step for a verdict
     window = (int(began * 1000), int(ended * 1000) + 1000)
     checkpoint = settings.checkpoint_path / "gold" / FEED
+    _wait_for_gold(silver, checkpoint, ended + drain_cap_s + settings.streaming.gold_trigger_s, queries)
     achieved = produced / (ended - began)
     to_silver = latencies(silver, window, produced, gold_batches(checkpoint))
     kept_up = (produced > 0 and silver.rows >= first + produced and slope is not None and slope <= 0.05 * achieved
@@ -160,6 +161,14 @@ def _step(producer: PacedProducer, queries: list, topic: str, bootstrap: str, br
         **{f"latency_{k}_s": v for k, v in to_silver.items()},
         "samples": samples,
     }
+
+
+def _wait_for_gold(silver: DeltaLog, checkpoint: Path, deadline: float, queries: list) -> None:
+    """Wait (until `deadline`) for a committed gold micro-batch planned after silver's newest commit with rows."""
+    newest = max((stamp for stamp, files, _ in silver.refresh().commits.values() if files), default=0) / 1e3
+    while time.time() < deadline and not any(planned >= newest for planned, _ in gold_batches(checkpoint)):
+        _raise_on_failure(queries)
+        time.sleep(0.5)
 
 
 def _sample(bootstrap: str, topic: str, bronze: DeltaLog, silver: DeltaLog, began: float) -> dict:

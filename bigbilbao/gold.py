@@ -62,6 +62,7 @@ def start_gold(spark: SparkSession, settings: Settings, contracts: Mapping[str, 
     catalogue = catalogue or load_catalogue()
     city_code = load_population().city_code
     ensure_gold_tables(spark, settings)
+    interval = settings.streaming.interval("gold")
     queries = []
     for feed, contract in contracts.items():
         source = table_path(settings.lakehouse_path, "silver", feed)
@@ -71,23 +72,23 @@ def start_gold(spark: SparkSession, settings: Settings, contracts: Mapping[str, 
         checkpoint = settings.checkpoint_path / "gold" / feed
         fields = aggregate.gold_fields(catalogue, feed)
         writer = FeedWriter(settings, contract, checkpoint, fields, watermark, on_alerts, city_code=city_code)
-        queries.append(_start(spark, source, f"gold-{feed}", checkpoint, writer, until_idle))
+        queries.append(_start(spark, source, f"gold-{feed}", checkpoint, writer, until_idle, interval))
     quarantine = table_path(settings.lakehouse_path, "quality", "quarantine")
     if exists(quarantine):
         checkpoint = settings.checkpoint_path / "gold" / "_quarantine"
         queries.append(_start(spark, quarantine, "gold-quarantine", checkpoint,
-                              QuarantineWriter(settings, contracts, checkpoint), until_idle))
+                              QuarantineWriter(settings, contracts, checkpoint), until_idle, interval))
     return queries
 
 
 def _start(spark: SparkSession, source: Path, name: str, checkpoint: Path,
-           writer: Callable[[DataFrame, int], None], until_idle: bool) -> StreamingQuery:
+           writer: Callable[[DataFrame, int], None], until_idle: bool, interval: str) -> StreamingQuery:
     """Start one Delta -> foreachBatch stream."""
     stream = (
         spark.readStream.format("delta").option("maxFilesPerTrigger", 1000).load(str(source))
         .writeStream.queryName(name).option("checkpointLocation", str(checkpoint)).foreachBatch(writer)
     )
-    stream = stream.trigger(availableNow=True) if until_idle else stream.trigger(processingTime="5 seconds")
+    stream = sinks.triggered(stream, until_idle, interval)
     return stream.start()
 
 

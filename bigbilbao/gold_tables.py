@@ -38,8 +38,8 @@ from pyspark.sql import types as T
 from bigbilbao.aggregate import ALERTS_SCHEMA, EVENTS_SCHEMA, HOURLY_SCHEMA, QUALITY_SCHEMA
 from bigbilbao.errors import PipelineError
 from bigbilbao.read import is_table, table_path
-from bigbilbao.session import AUTO_COMPACT_MIN_FILES
 from bigbilbao.settings import Settings
+from bigbilbao.sinks import committed, small_append
 from bigbilbao.windows import WINDOW_KEY, WINDOWS_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -225,16 +225,6 @@ def utc(micros: int | None) -> datetime | None:
     return None if micros is None else datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
 
 
-def committed(path: Path, txn: tuple[str, int] | None) -> bool:
-    """True when the Delta table already holds this (txnAppId, txnVersion): a replayed batch's write happened."""
-    from deltalake import DeltaTable as RustTable
-
-    if txn is None or not exists(path):
-        return False
-    version = RustTable(str(path)).transaction_version(txn[0])
-    return version is not None and version >= txn[1]
-
-
 def last_watermark(settings: Settings, feed: str, query_id: str,
                    batch_id: int) -> tuple[int, int | None, int | None] | None:
     """(batch id, max event time, watermark) in epoch µs of the latest recorded batch <= batch_id (delta-rs)."""
@@ -251,30 +241,8 @@ def last_watermark(settings: Settings, feed: str, query_id: str,
 
 def record_watermark(settings: Settings, row: dict[str, Any], txn: tuple[str, int]) -> None:
     """Append one gold/watermarks row once per (txnAppId, txnVersion), with delta-rs (no Spark job)."""
-    from deltalake import write_deltalake
-    from deltalake.transaction import CommitProperties, Transaction
-
-    path = gold_path(settings, WATERMARKS)
-    if committed(path, txn):
-        return
     data = pa.Table.from_pylist([row], schema=arrow_schema(WATERMARKS.schema))
-    write_deltalake(str(path), data, mode="append",
-                    commit_properties=CommitProperties(app_transactions=[Transaction(txn[0], txn[1])]))
-    compact_when_fragmented(path)
-
-
-def compact_when_fragmented(path: Path, most: int = AUTO_COMPACT_MIN_FILES) -> None:
-    """Compact a table delta-rs appends to (Spark's auto-compaction never sees it) once it holds `most` files."""
-    from deltalake import DeltaTable as RustTable
-    from deltalake.exceptions import CommitFailedError
-
-    table = RustTable(str(path))
-    if len(table.file_uris()) < most:
-        return
-    try:
-        table.optimize.compact()
-    except CommitFailedError as error:
-        log.info("compaction of %s gave way to a concurrent write (%s); a later batch retries", path, error)
+    small_append(gold_path(settings, WATERMARKS), data, txn)
 
 
 def micros(value: datetime | None) -> int | None:

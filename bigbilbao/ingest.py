@@ -170,5 +170,5 @@ def start_ingest(spark: SparkSession, settings: Settings, contracts: Mapping[str
         .option("checkpointLocation", str(checkpoint))
         .foreachBatch(writer)
     )
-    stream = stream.trigger(availableNow=True) if until_idle else stream.trigger(processingTime="2 seconds")
+    stream = sinks.triggered(stream, until_idle, settings.streaming.interval("ingest"))
     return stream.start()

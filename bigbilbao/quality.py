@@ -6,8 +6,8 @@
 message whose payload is a JSON object. Two quarantine rules come on top of the contract's:
 `parse_error` (bronze could not parse the message) and `unknown_unit` (a value came in a unit the
 contract does not declare). `split` sends rows that broke a quarantine or fail rule to quarantine,
-`rule_counts` gives per-batch metrics and `to_silver` selects the silver contract: typed values in
-canonical units, personal data pseudonymised. Everything is built-in Spark expressions, no Python UDF
+`summarise` gives per-batch figures in one job (`rule_counts` is the same per-rule count as a DataFrame),
+and `to_silver` selects the silver contract: typed values in canonical units, personal data pseudonymised. Everything is built-in Spark expressions, no Python UDF
 (see `ngsi_columns`, `values`, `rule_columns`, `canonical`, `timeparse`, `privacy`).
 """
 
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -187,14 +189,47 @@ def rule_counts(judged: DataFrame, contract: Contract | None = None) -> DataFram
               .agg(F.count(F.lit(1)).alias("violations")))
     totals = judged.groupBy("feed").agg(F.count(F.lit(1)).alias("rows_in_batch"))
     if contract is not None:
-        catalogue = [(contract.feed, PARSE_ERROR, "quarantine"), (contract.feed, UNKNOWN_UNIT, "quarantine"),
-                     *[(contract.feed, rule.name, rule.action) for rule in contract.rules]]
-        known = judged.sparkSession.createDataFrame(catalogue, "feed string, rule string, action string")
+        known = judged.sparkSession.createDataFrame([(contract.feed, *rule) for rule in catalogue(contract)],
+                                                    "feed string, rule string, action string")
         counts = known.join(counts, ["feed", "rule", "action"], "full")
     return (counts.join(totals, "feed", "left")
             .select("feed", "rule", "action",
                     F.coalesce("violations", F.lit(0)).cast("bigint").alias("violations"),
                     F.coalesce("rows_in_batch", F.lit(0)).cast("bigint").alias("rows_in_batch")))
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What silver needs to know of a judged micro-batch, from one Spark job instead of one per figure."""
+
+    rows: int
+    quarantined: int  # rows that broke a quarantine or fail rule
+    failed: int  # rows that broke a fail rule
+    event_times: tuple[datetime | None, datetime | None]  # earliest and latest event time of the valid rows
+    violations: tuple[tuple[str, str, int], ...]  # (rule, action, rows that broke it) for every rule, 0 included
+
+    @property
+    def valid(self) -> int:
+        """Rows that go on to silver (before de-duplication)."""
+        return self.rows - self.quarantined
+
+
+def catalogue(contract: Contract) -> list[tuple[str, str]]:
+    """(rule, action) of every rule judge can report for a contract: parse_error, unknown_unit and the contract's."""
+    return [(PARSE_ERROR, "quarantine"), (UNKNOWN_UNIT, "quarantine"),
+            *[(rule.name, rule.action) for rule in contract.rules]]
+
+
+def summarise(judged: DataFrame, contract: Contract) -> BatchSummary:
+    """Row, quarantine and fail counts, the valid rows' event-time range and per-rule violations in one aggregate."""
+    bad = (F.size("dq_quarantine") > 0) | (F.size("dq_fail") > 0)
+    rules = catalogue(contract)
+    per_rule = [F.count(F.when(F.array_contains(ACTION_COLUMNS[action], name), True)) for name, action in rules]
+    row = judged.agg(F.count(F.lit(1)), F.count(F.when(bad, True)), F.count(F.when(F.size("dq_fail") > 0, True)),
+                     F.min(F.when(~bad, F.col("event_time"))), F.max(F.when(~bad, F.col("event_time"))),
+                     *per_rule).first()
+    violations = tuple((name, action, int(row[5 + i])) for i, (name, action) in enumerate(rules))
+    return BatchSummary(int(row[0]), int(row[1]), int(row[2]), (row[3], row[4]), violations)
 
 
 def raise_on_fail(judged: DataFrame, sample: int = 3) -> None:

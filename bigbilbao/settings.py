@@ -82,6 +82,19 @@ class SparkSettings:
 
 
 @dataclass(frozen=True)
+class StreamingSettings:
+    """Seconds between micro-batch starts of each continuously running stage: latency against fixed cost per batch."""
+
+    ingest_trigger_s: float = 2.0
+    silver_trigger_s: float = 5.0
+    gold_trigger_s: float = 5.0
+
+    def interval(self, stage: str) -> str:
+        """The stage's Spark processingTime trigger, e.g. '5 seconds'."""
+        return f"{getattr(self, f'{stage}_trigger_s'):g} seconds"
+
+
+@dataclass(frozen=True)
 class JvmSettings:
     """Where resolved JVM jars are cached."""
 
@@ -136,6 +149,7 @@ class Settings:
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     lakehouse: LakehouseSettings = field(default_factory=LakehouseSettings)
     spark: SparkSettings = field(default_factory=SparkSettings)
+    streaming: StreamingSettings = field(default_factory=StreamingSettings)
     jvm: JvmSettings = field(default_factory=JvmSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     boundaries: BoundarySettings = field(default_factory=BoundarySettings)
@@ -320,6 +334,10 @@ def _check(settings: Settings) -> None:
     if settings.privacy.min_published_count < 1:
         msg = "Settings key 'privacy.min_published_count' must be at least 1 (1 publishes every count)."
         raise SettingsError(msg)
+    for name in ("ingest", "silver", "gold"):
+        if getattr(settings.streaming, f"{name}_trigger_s") <= 0:
+            msg = f"Settings key 'streaming.{name}_trigger_s' must be a positive number of seconds."
+            raise SettingsError(msg)
     if settings.kafka.partitions < 1:
         msg = "Settings key 'kafka.partitions' must be at least 1."
         raise SettingsError(msg)

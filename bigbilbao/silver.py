@@ -4,7 +4,10 @@ Per feed, one Delta stream over the bronze table. Each micro-batch lands in exac
 silver (valid, first occurrence), quarantine (failed a quarantine rule, with raw payload and Kafka
 coordinates), or a counted duplicate (dq_metrics, rule `duplicate`). The writes are ordered so that a
 replayed batch is a no-op: quarantine and metrics first, silver last, all with Delta's idempotent
-transaction ids, and duplicates are judged against silver, which only the last write changes.
+transaction ids, and duplicates are judged against silver, which only the last write changes. The batch's
+figures come from one aggregate (`quality.summarise`), dq_metrics rows are appended from the driver with
+delta-rs, and an empty quarantine or silver write is skipped: each Spark job or commit is a fixed cost
+that every micro-batch pays whatever its size.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -52,22 +57,24 @@ def first_occurrences(valid: DataFrame, key: list[str]) -> DataFrame:
 
 
 def not_yet_in_silver(spark: SparkSession, rows: DataFrame, silver_path: Path, key: list[str],
-                      span: DataFrame | None = None) -> DataFrame:
+                      bounds: tuple[datetime | None, datetime | None] | None = None) -> DataFrame:
     """Drop rows whose key is already in silver, looking only at silver rows in the batch's event-time range.
 
-    `span` (default `rows`) is a cheaper frame with the same event times to take that range from.
+    `bounds` (earliest, latest event time of `rows`) saves a Spark job when the caller already knows them.
     """
     if not is_table(silver_path):
         return rows
-    bounds = (span if span is not None else rows).agg(F.min(EVENT_TIME).alias("lo"), F.max(EVENT_TIME).alias("hi")).first()
+    if bounds is None:
+        found = rows.agg(F.min(EVENT_TIME), F.max(EVENT_TIME)).first()
+        bounds = (found[0], found[1])
     existing = spark.read.format("delta").load(str(silver_path)).select(*key)
-    if bounds["lo"] is not None:
-        existing = existing.filter(F.col(EVENT_TIME).between(bounds["lo"], bounds["hi"]))
+    if bounds[0] is not None:
+        existing = existing.filter(F.col(EVENT_TIME).between(bounds[0], bounds[1]))
     return rows.join(existing, on=[rows[k].eqNullSafe(existing[k]) for k in key], how="left_anti")
 
 
 class SilverWriter:
-    """foreachBatch sink of one feed: quarantine + metrics first, silver last, each exactly once."""
+    """foreachBatch sink of one feed: quarantine + metrics first, silver last, each exactly once (empty writes skipped)."""
 
     def __init__(self, settings: Settings, contract: Contract, checkpoint: Path, key: bytes,
                  enricher: Enricher | None = None) -> None:
@@ -93,53 +100,49 @@ class SilverWriter:
             judged.unpersist()
 
     def _write(self, spark: SparkSession, judged: DataFrame, batch_id: int) -> None:
-        quality.raise_on_fail(judged)
+        summary = quality.summarise(judged, self.contract)
+        if summary.failed:
+            quality.raise_on_fail(judged)
         valid, quarantined = quality.split(judged)
         silver = quality.to_silver(valid, self.contract, self.key)
         key = dedup_columns(self.contract)
         first = not_yet_in_silver(spark, first_occurrences(silver, key), self._path("silver", self.feed), key,
-                                  span=valid)
+                                  bounds=summary.event_times)
         first = first.persist()
         fresh = (self.enricher(first, self.contract) if self.enricher is not None else first).persist()
         try:
-            rows = judged.count()
-            landed = fresh.count()
-            dropped = valid.count() - landed
-            metrics = metrics_rows(quality.rule_counts(judged, self.contract), batch_id, rows, dropped)
-            sinks.idempotent_append(quarantined, self._path("quality", "quarantine"), self._app_id("quarantine"), batch_id)
-            sinks.idempotent_append(metrics, self._path("quality", "dq_metrics"), self._app_id("dq_metrics"), batch_id)
-            sinks.idempotent_append(fresh, self._path("silver", self.feed), self._app_id("silver"), batch_id)
+            landed = fresh.count() if summary.valid else 0
+            dropped = summary.valid - landed
+            if summary.quarantined:
+                sinks.idempotent_append(quarantined, self._path("quality", "quarantine"), self._app_id("quarantine"),
+                                        batch_id)
+            sinks.small_append(self._path("quality", "dq_metrics"), metrics_rows(self.feed, summary, batch_id, dropped),
+                               (self._app_id("dq_metrics"), batch_id))
+            if landed:
+                sinks.idempotent_append(fresh, self._path("silver", self.feed), self._app_id("silver"), batch_id)
         finally:
             fresh.unpersist()
             first.unpersist()
-        log.info("silver %s batch %d: %d rows -> %d silver, %d duplicates, rest quarantined",
-                 self.feed, batch_id, rows, landed, dropped)
+        log.info("silver %s batch %d: %d rows -> %d silver, %d duplicates, %d quarantined",
+                 self.feed, batch_id, summary.rows, landed, dropped, summary.quarantined)
 
 
 METRICS_SCHEMA = ("feed string, batch_id bigint, measured_at timestamp, rows_in_batch bigint, "
                   "rule string, action string, violations bigint")
 
 
-def metrics_rows(rule_counts: DataFrame, batch_id: int, rows: int, duplicates: int) -> DataFrame:
-    """Per-rule violation counts of one micro-batch plus its duplicate count, as dq_metrics rows."""
-    duplicate = (
-        rule_counts.select("feed").distinct()
-        .select("feed", F.lit("duplicate").alias("rule"), F.lit("drop_duplicate").alias("action"),
-                F.lit(duplicates).cast("bigint").alias("violations"))
-    )
-    return (
-        rule_counts.select("feed", "rule", "action", "violations")
-        .unionByName(duplicate)
-        .select(
-            "feed",
-            F.lit(batch_id).cast("bigint").alias("batch_id"),
-            F.current_timestamp().alias("measured_at"),
-            F.lit(rows).cast("bigint").alias("rows_in_batch"),
-            "rule",
-            "action",
-            "violations",
-        )
-    )
+METRICS_ARROW = pa.schema([("feed", pa.string()), ("batch_id", pa.int64()), ("measured_at", pa.timestamp("us", "UTC")),
+                           ("rows_in_batch", pa.int64()), ("rule", pa.string()), ("action", pa.string()),
+                           ("violations", pa.int64())])
+
+
+def metrics_rows(feed: str, summary: quality.BatchSummary, batch_id: int, duplicates: int) -> pa.Table:
+    """Per-rule violation counts of one micro-batch plus its duplicate count: the batch's dq_metrics rows."""
+    now = datetime.now(timezone.utc)
+    counted = [*summary.violations, ("duplicate", "drop_duplicate", duplicates)]
+    return pa.Table.from_pylist([{"feed": feed, "batch_id": batch_id, "measured_at": now, "rows_in_batch": summary.rows,
+                                  "rule": rule, "action": action, "violations": violations}
+                                 for rule, action, violations in counted], schema=METRICS_ARROW)
 
 
 def ensure_silver_tables(spark: SparkSession, settings: Settings, contracts: Mapping[str, Contract]) -> None:
@@ -193,6 +196,6 @@ def start_silver(spark: SparkSession, settings: Settings, contracts: Mapping[str
             .option("checkpointLocation", str(checkpoint))
             .foreachBatch(SilverWriter(settings, contract, checkpoint, key, enricher))
         )
-        stream = stream.trigger(availableNow=True) if until_idle else stream.trigger(processingTime="5 seconds")
+        stream = sinks.triggered(stream, until_idle, settings.streaming.interval("silver"))
         queries.append(stream.start())
     return queries

@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pyarrow as pa
 from pyspark.sql import DataFrame
+from pyspark.sql.streaming import DataStreamWriter
 
-from bigbilbao.read import table_path
+from bigbilbao.read import is_table, table_path
+from bigbilbao.session import AUTO_COMPACT_MIN_FILES
 
 log = logging.getLogger(__name__)
 
@@ -22,3 +25,44 @@ def idempotent_append(df: DataFrame, path: Path, app_id: str, batch_id: int) -> 
         .option("mergeSchema", "true")
         .save(str(path))
     )
+
+
+def triggered(stream: DataStreamWriter, until_idle: bool, interval: str) -> DataStreamWriter:
+    """availableNow (process what the source holds, then stop) or a micro-batch every `interval`."""
+    return stream.trigger(availableNow=True) if until_idle else stream.trigger(processingTime=interval)
+
+
+def committed(path: Path, txn: tuple[str, int] | None) -> bool:
+    """True when the Delta table already holds this (txnAppId, txnVersion): a replayed batch's write happened."""
+    from deltalake import DeltaTable as RustTable
+
+    if txn is None or not is_table(path):
+        return False
+    version = RustTable(str(path)).transaction_version(txn[0])
+    return version is not None and version >= txn[1]
+
+
+def small_append(path: Path, rows: pa.Table, txn: tuple[str, int]) -> None:
+    """Append a few driver-side rows once per (txnAppId, txnVersion) with delta-rs: no Spark job for a dozen rows."""
+    from deltalake import write_deltalake
+    from deltalake.transaction import CommitProperties, Transaction
+
+    if committed(path, txn):
+        return
+    write_deltalake(str(path), rows, mode="append",
+                    commit_properties=CommitProperties(app_transactions=[Transaction(txn[0], txn[1])]))
+    compact_when_fragmented(path)
+
+
+def compact_when_fragmented(path: Path, most: int = AUTO_COMPACT_MIN_FILES) -> None:
+    """Compact a table delta-rs appends to (Spark's auto-compaction never sees it) once it holds `most` files."""
+    from deltalake import DeltaTable as RustTable
+    from deltalake.exceptions import CommitFailedError
+
+    table = RustTable(str(path))
+    if len(table.file_uris()) < most:
+        return
+    try:
+        table.optimize.compact()
+    except CommitFailedError as error:
+        log.info("compaction of %s gave way to a concurrent write (%s); a later batch retries", path, error)

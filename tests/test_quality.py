@@ -213,6 +213,12 @@ def test_split_quarantine_rows_and_rule_counts(judged, verdicts, contracts) -> N
     assert {name: r["violations"] for name, r in counts.items() if r["violations"]} == dict(broken)
     assert {r["rows_in_batch"] for r in counts.values()} == {len(mine)}
     assert set(counts) == {"parse_error", "unknown_unit", *(rule.name for rule in contracts[feed].rules)}
+    summary = quality.summarise(result, contracts[feed])
+    assert {name: n for name, _, n in summary.violations} == {name: r["violations"] for name, r in counts.items()}
+    assert {name: a for name, a, _ in summary.violations} == {name: r["action"] for name, r in counts.items()}
+    span = valid.agg(F.min("event_time"), F.max("event_time")).first()
+    assert (summary.rows, summary.quarantined, summary.valid, summary.event_times) == (
+        len(mine), len(rows), len(mine) - len(rows), (span[0], span[1]))
     assert silver.columns == ["feed", "entity_id", "entity_type", "event_time", "lon", "lat", "location_geojson",
                               *contracts[feed].field_names, "dq_warnings", "topic", "partition", "offset",
                               "kafka_timestamp", "ingested_at"]
@@ -231,6 +237,7 @@ def test_fail_rules_stop_the_stream_and_never_reach_silver(spark, contracts) -> 
     valid, quarantined = quality.split(result)
     assert [r["offset"] for r in valid.collect()] == [0]
     assert [(r["offset"], r["failed_rules"]) for r in quarantined.collect()] == [(1, ["wrong_entity_type"])]
+    assert (quality.summarise(result, contract).failed, quality.summarise(valid, contract).failed) == (1, 0)
     with pytest.raises(PipelineError, match="broke a fail rule.*offset 1"):
         quality.raise_on_fail(result)
     quality.raise_on_fail(valid)

@@ -67,6 +67,17 @@ def test_environment_override_with_wrong_type_is_named() -> None:
         load_settings(environ={"BIGBILBAO__SPARK__UI": "sometimes"})
 
 
+def test_trigger_intervals_come_from_settings_and_must_be_positive() -> None:
+    defaults = load_settings(environ={}).streaming
+    assert [defaults.interval(s) for s in ("ingest", "silver", "gold")] == ["2 seconds", "5 seconds", "5 seconds"]
+    tuned = load_settings(environ={"BIGBILBAO__STREAMING__GOLD_TRIGGER_S": "30",
+                                   "BIGBILBAO__STREAMING__SILVER_TRIGGER_S": "7.5"}).streaming
+    assert (tuned.interval("gold"), tuned.interval("silver"), tuned.interval("ingest")) == (
+        "30 seconds", "7.5 seconds", "2 seconds")
+    with pytest.raises(SettingsError, match=r"'streaming\.ingest_trigger_s' must be a positive"):
+        load_settings(environ={"BIGBILBAO__STREAMING__INGEST_TRIGGER_S": "0"})
+
+
 def test_password_comes_only_from_the_environment(tmp_path: Path) -> None:
     path = write(tmp_path, "kafka: {sasl_mechanism: SCRAM-SHA-512, sasl_username: u, "
                            "sasl_password_env: BB_TEST_PW}\nfeeds: [{name: traffic_flow}]\n")
