@@ -131,6 +131,11 @@ def markdown(result: dict) -> str:
                          f"(main {drains['main']['silver_cpu_us_per_event']:,.0f}) | {run['silver_cpu_us_per_event']:,.0f} |")
     cold = result.get("cold_start") or {}
     if cold:
-        lines.append(f"| cold start: `bigbilbao demo` to first scorecard row (s) | {cold.get('first_scorecard_row_s')} |")
+        lines.append(f"| cold start: `bigbilbao demo` to first scorecard row (s) | {_seconds(cold.get('first_scorecard_row_s'))} |")
     lines.append(f"| lost / duplicated events | {result['lost']} / {result['duplicated']} |")
     return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    """A duration for the table, to a tenth of a second; 'n/a' when it was not measured."""
+    return "n/a" if value is None else f"{value:.1f}"
