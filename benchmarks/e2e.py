@@ -53,12 +53,12 @@ def arguments() -> argparse.Namespace:
     """Command-line options; --quick shrinks every size to finish in a few minutes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, no scaling or cold start (a few minutes)")
-    parser.add_argument("--events", type=int, default=100_000, help="backlog of the main drain and plain copy")
-    parser.add_argument("--scaling-events", type=int, default=30_000, help="backlog of each scaling drain")
-    parser.add_argument("--python-events", type=int, default=50_000, help="events of the kafka-python ceiling")
-    parser.add_argument("--rates", default="100,300,1000,3000,10000,50000", help="offered rates of the live steps")
-    parser.add_argument("--step-seconds", type=float, default=60.0, help="how long each rate is offered")
-    parser.add_argument("--step-events", type=int, default=60_000, help="a live step offers at most this many")
+    parser.add_argument("--events", type=int, default=50_000, help="backlog of the main drain and plain copy")
+    parser.add_argument("--scaling-events", type=int, default=20_000, help="backlog of each scaling drain")
+    parser.add_argument("--python-events", type=int, default=20_000, help="events of the kafka-python ceiling")
+    parser.add_argument("--rates", default="100,300,600,1000,10000,50000", help="offered rates of the live steps")
+    parser.add_argument("--step-seconds", type=float, default=150.0, help="how long each rate is offered")
+    parser.add_argument("--step-events", type=int, default=90_000, help="a live step offers at most this many")
     parser.add_argument("--catch-up-cap", type=float, default=60.0, help="max seconds to wait for a step to drain")
     parser.add_argument("--triggers", default="5,10,30",
                         help="live steps' streaming.{ingest,silver,gold}_trigger_s (shipped defaults: 2,5,5)")
