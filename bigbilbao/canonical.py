@@ -56,9 +56,15 @@ def convert(spec: FieldSpec, number: Column, unit: Column, unchanged: Column, wh
         if (factor, offset) == (1.0, 0.0):
             continue
         value = number * F.lit(factor) + F.lit(offset)
-        value = F.round(value).try_cast("bigint") if whole else value
+        value = to_long(F.round(value)) if whole else value
         chain = F.when(unit == name, value) if chain is None else chain.when(unit == name, value)
     return unchanged if chain is None else chain.otherwise(unchanged)
+
+
+def to_long(whole: Column) -> Column:
+    """A whole double as BIGINT, null outside [-2**63, 2**63) (a plain cast would saturate 2**63 to 2**63 - 1)."""
+    in_range = (whole >= F.lit(-(2.0**63))) & (whole < F.lit(2.0**63))  # NaN sorts above every number: out
+    return F.when(in_range, whole.try_cast("bigint"))
 
 
 def typed(spec: FieldSpec, value: Column, value_kind: Column, number: Column, stamp: Column, unit: Column) -> Column:
@@ -73,7 +79,7 @@ def typed(spec: FieldSpec, value: Column, value_kind: Column, number: Column, st
     elif spec.type == "long":
         exact = F.when(value_kind.rlike(INTEGER_KIND), F.try_variant_get(value, "$", "bigint"))
         integral = F.when(~F.isnan(number) & (number == F.floor(number)), number)
-        result = convert(spec, number, unit, F.coalesce(exact, integral.try_cast("bigint")), whole=True)
+        result = convert(spec, number, unit, F.coalesce(exact, to_long(integral)), whole=True)
     elif spec.type == "boolean":
         result = F.when(value_kind == "BOOLEAN", F.try_variant_get(value, "$", "boolean"))
     elif spec.type == "string":
@@ -81,3 +87,10 @@ def typed(spec: FieldSpec, value: Column, value_kind: Column, number: Column, st
     else:
         result = stamp
     return F.when(~unknown_unit(spec, unit, value_kind, number), result)
+
+
+def wrong_type(spec: FieldSpec, present: Column, silver_value: Column, undeclared_unit: Column) -> Column:
+    """`rules.WRONG_TYPE` for one field: present and in a declared unit, yet null once typed (strings hold anything)."""
+    if spec.type == "string":
+        return F.lit(False)
+    return F.coalesce(present & silver_value.isNull() & ~undeclared_unit, F.lit(False))

@@ -26,7 +26,7 @@ import yaml
 
 from bigbilbao.errors import ContractError
 from bigbilbao.ngsi import parse_datetime
-from bigbilbao.rules import EVENT_TIME, Rule, RuleScope, SpecError, check_keys, parse_rule
+from bigbilbao.rules import EVENT_TIME, IMPLICIT_RULES, Rule, RuleScope, SpecError, check_keys, parse_rule
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +233,8 @@ def _build(raw: Any, path: Path) -> Contract:
     for index, name in enumerate(names):
         if name in names[:index]:
             raise SpecError(f"rules[{index}].name", f"rule name {name!r} is used twice")
+        if name in IMPLICIT_RULES:
+            raise SpecError(f"rules[{index}].name", f"rule name {name!r} is reserved for a rule silver always applies")
     return replace(contract, dedup_key=dedup, rules=rules)
 
 

@@ -2,8 +2,9 @@
 
 The scorecard's inputs are small (hours x sensors x fields of two calendar years at most), so they
 are read with delta-rs into pandas and written back with delta-rs (`bigbilbao.scorecard_store`: the
-gold/scorecard and gold/scorecard_scores tables and their keys); no JVM is needed. A period keeps the row of its latest publication: publishing again for the same as_of rewrites the
-same rows, and the Delta history keeps every earlier version.
+gold/scorecard and gold/scorecard_scores tables and their keys); no JVM is needed. A period keeps the
+row of its latest publication: publishing again for the same as_of rewrites the same rows, and the
+Delta history keeps every earlier version.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 `judge` adds the event time and, per row, the names of the broken rules by action (`dq_quarantine`,
 `dq_warnings`, `dq_fail`, sorted) with a readable `dq_reason`; its verdicts are those of the reference
 `rules.check_event(contract, ngsi.to_key_values(json.loads(payload)), now=kafka_timestamp)` for every
-message whose payload is a JSON object. Two quarantine rules come on top of the contract's:
+message whose payload is a JSON object (including its implicit `wrong_type`: a present value that
+silver's type for the field cannot hold). Two more quarantine rules come on top of the contract's:
 `parse_error` (bronze could not parse the message) and `unknown_unit` (a value came in a unit the
 contract does not declare). `split` sends rows that broke a quarantine or fail rule to quarantine,
 `summarise` gives per-batch figures in one job (`rule_counts` is the same per-rule count as a DataFrame),
@@ -23,12 +24,13 @@ from pyspark.sql import functions as F
 
 from bigbilbao import ingest
 from bigbilbao import values as V
-from bigbilbao.canonical import UNKNOWN_UNIT, typed, unit_key, unknown_unit
+from bigbilbao.canonical import UNKNOWN_UNIT, typed, unit_key, unknown_unit, wrong_type
 from bigbilbao.contracts import Contract
 from bigbilbao.errors import PipelineError
 from bigbilbao.ngsi_columns import Stages, column_name, is_object, key_value_stages, ref, text_at
 from bigbilbao.privacy import hmac_sha256_hex
 from bigbilbao.rule_columns import EVENT, NOW, fact, number_names, text_names, time_names, value_names, violation
+from bigbilbao.rules import WRONG_TYPE
 from bigbilbao.timeparse import instant_parts, to_utc
 
 logger = logging.getLogger(__name__)
@@ -97,17 +99,28 @@ def _event_and_location(stages: Stages, contract: Contract) -> None:
     })
 
 
+def _typed(contract: Contract, name: str) -> Column:
+    """A field's silver value (typed, canonical unit) from its facts."""
+    return typed(contract.fields[name], fact("kv", name), fact("kind", name), fact("num", name), fact("ts", name),
+                 fact("unit", name))
+
+
 def _checks(contract: Contract) -> list[tuple[str, str, Column, Column]]:
-    """(name, action, violated, detail) of every rule, including parse_error and unknown_unit, sorted by name."""
+    """(name, action, violated, detail) of every rule, with parse_error, unknown_unit and wrong_type, sorted by name."""
     judged = F.col("__doc").isNotNull()
     units = {n: unknown_unit(spec, fact("unit", n), fact("kind", n), fact("num", n))
              for n, spec in contract.fields.items()}
     unit_detail = F.concat_ws(", ", *[F.when(bad, F.concat(F.lit(f"{n} in "), fact("unit", n)))
                                       for n, bad in units.items()])
+    wrong = {n: wrong_type(spec, fact("present", n), _typed(contract, n), units[n])
+             for n, spec in contract.fields.items()}
+    wrong_detail = F.concat_ws(", ", *[F.when(bad, F.lit(f"{n} is not a {contract.fields[n].type}"))
+                                       for n, bad in wrong.items()])
     checks = [
         (PARSE_ERROR, "quarantine", ~_bronze("parse_ok"), F.coalesce(_bronze("parse_error"), F.lit("unparseable"))),
         (UNKNOWN_UNIT, "quarantine", judged & _any(list(units.values())),
          F.concat(unit_detail, F.lit(" (undeclared unit)"))),
+        (WRONG_TYPE, "quarantine", judged & _any(list(wrong.values())), wrong_detail),
     ]
     for rule in contract.rules:
         violated, detail = violation(rule, contract)
@@ -156,8 +169,7 @@ def _canonical(contract: Contract) -> Column:
     location = contract.location_field
     geometry, points = ref("geom", location), ref("positions", location)
     is_point = (text_at(geometry, "$['type']") == "Point") & (F.size(points) > 0)
-    fields = [typed(spec, fact("kv", n), fact("kind", n), fact("num", n), fact("ts", n), fact("unit", n)).alias(n)
-              for n, spec in contract.fields.items()]
+    fields = [_typed(contract, n).alias(n) for n in contract.fields]
     return F.struct(F.to_json(geometry).alias("location_geojson"),
                     F.when(is_point, F.try_element_at(points, F.lit(1))["lon"]).alias("lon"),
                     F.when(is_point, F.try_element_at(points, F.lit(1))["lat"]).alias("lat"), *fields)
@@ -215,8 +227,8 @@ class BatchSummary:
 
 
 def catalogue(contract: Contract) -> list[tuple[str, str]]:
-    """(rule, action) of every rule judge can report for a contract: parse_error, unknown_unit and the contract's."""
-    return [(PARSE_ERROR, "quarantine"), (UNKNOWN_UNIT, "quarantine"),
+    """(rule, action) of every rule judge can report for a contract: parse_error, unknown_unit, wrong_type, its own."""
+    return [(PARSE_ERROR, "quarantine"), (UNKNOWN_UNIT, "quarantine"), (WRONG_TYPE, "quarantine"),
             *[(rule.name, rule.action) for rule in contract.rules]]
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from bigbilbao.errors import ContractError
 from bigbilbao.ngsi import parse_datetime
+from bigbilbao.value_types import MAX_NUMBER_CHARS, NUMBER as _NUMBER, holds, number as _number, present as _present
 
 if TYPE_CHECKING:
     from bigbilbao.contracts import Contract
@@ -25,9 +26,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ACTIONS = ("warn", "quarantine", "fail")
+# Implicit rule of every contract: a present value its field's type cannot hold would reach silver as null.
+WRONG_TYPE = "wrong_type"
+IMPLICIT_RULES = ("parse_error", "unknown_unit", WRONG_TYPE)  # judged for every feed; no contract rule may reuse them
 EVENT_TIME = "event_time"  # pseudo-field: the first present of a contract's time_fields, parsed to UTC
-_NUMBER = (int, float)
-MAX_NUMBER_CHARS = 1000  # a longer string is no sensor's number, and regex engines should not walk it
 # check -> (parameters it needs, parameters it may have); every rule also has name, check, action, description.
 CHECKS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "required": (frozenset({"field"}), frozenset()),
@@ -176,6 +178,11 @@ def check_event(contract: Contract, event: Mapping[str, Any], now: datetime | No
         detail = _judge(rule, contract, event, reference, numbers)
         if detail is not None:
             violations.append(Violation(rule.name, rule.action, detail))
+    wrong = [f"{name} is not a {spec.type}" for name, spec in contract.fields.items()
+             if _present(event.get(name)) and not holds(spec, event[name], (units or {}).get(name),
+                                                         contract.naive_timezone)]
+    if wrong:
+        violations.append(Violation(WRONG_TYPE, "quarantine", ", ".join(wrong)))
     return violations
 
 
@@ -282,22 +289,3 @@ def _time(contract: Contract, event: Mapping[str, Any], name: str | None) -> Any
         return None
     parsed = parse_datetime(raw, contract.naive_timezone)
     return _UNPARSEABLE if parsed is None else parsed
-
-
-def _present(value: Any) -> bool:
-    """None and empty strings count as absent, like a missing JSON key."""
-    return value is not None and value != ""
-
-
-def _number(value: Any) -> float | None:
-    """Read ints, floats and numeric strings; None for anything else (booleans included)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, _NUMBER):
-        return float(value)
-    if isinstance(value, str) and len(value.strip()) > MAX_NUMBER_CHARS:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None

@@ -13,7 +13,7 @@ import logging
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from bigbilbao.rules import MAX_NUMBER_CHARS
+from bigbilbao.value_types import MAX_NUMBER_CHARS
 from bigbilbao.timeparse import ascii_digits, py_strip
 
 logger = logging.getLogger(__name__)

@@ -11,9 +11,12 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 
-from bigbilbao import kafka_clients, producer, read
+import pyarrow.compute as pc
+
+from bigbilbao import kafka_clients, producer, publish, read
 from bigbilbao.errors import PipelineError
 from bigbilbao.settings import Settings
 from tests.test_cluster import PROCESSING_TIME_KPIS, VOLATILE
@@ -21,6 +24,8 @@ from tests.test_cluster import PROCESSING_TIME_KPIS, VOLATILE
 LAYERS = ("bronze", "silver", "quality", "gold")
 # Bookkeeping of how the stream was cut into micro-batches, not what it computed.
 BATCHING_TABLES = {("gold", "watermarks"), ("quality", "dq_metrics")}
+# Published "as of" the wall clock: two runs compare only at one shared moment (periods end at the hour).
+SCORECARD_TABLES = {("gold", "scorecard"), ("gold", "scorecard_scores")}
 # A stage's log line for a committed micro-batch (bigbilbao.ingest / silver / gold).
 COMMITTED = re.compile(r"INFO bigbilbao\.(ingest|silver|gold): .*batch \d+")
 
@@ -103,13 +108,23 @@ def _stable(value: object) -> object:
 def rows(lakehouse: Path, layer: str, name: str) -> Counter:
     """A table's rows without processing-time columns, floats rounded, as a multiset."""
     table = read.read_table(lakehouse, layer, name)
+    if (layer, name) in SCORECARD_TABLES and table.num_rows:
+        table = table.filter(pc.equal(table["as_of"], pc.max(table["as_of"])))
     keep = [c for c in table.column_names if c not in VOLATILE]
     return Counter(repr(sorted((k, _stable(v)) for k, v in r.items())) for r in table.select(keep).to_pylist()
                    if r.get("kpi_id") not in PROCESSING_TIME_KPIS)
 
 
-def differing_tables(left: Path, right: Path) -> dict[str, int]:
-    """Tables whose rows (without processing-time columns) differ, with the size of the difference."""
+def differing_tables(left_settings: Settings, right_settings: Settings) -> dict[str, int]:
+    """Tables whose rows (without processing-time columns) differ, with the size of the difference.
+
+    Both scorecards are first published again at one shared moment: each run published its own "now",
+    and two moments an hour boundary apart report different periods from the same gold.
+    """
+    moment = datetime.now(timezone.utc)
+    for settings in (left_settings, right_settings):
+        publish.publish_scorecard(None, settings, as_of=moment)
+    left, right = left_settings.lakehouse_path, right_settings.lakehouse_path
     out = {}
     for layer, name in sorted(comparable_tables(left) | comparable_tables(right)):
         a, b = rows(left, layer, name), rows(right, layer, name)

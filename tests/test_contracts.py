@@ -137,6 +137,7 @@ def _rule_breakages() -> list[tuple[str, Any, str]]:
         ("time check on a number", lambda r: _rule(r, "stale").update(field="intensity"), f"'rules[{stale}].field'"),
         ("negative age", lambda r: _rule(r, "stale").update(seconds=-5), f"'rules[{stale}].seconds'"),
         ("duplicate rule name", lambda r: _rule(r, "stale").update(name="late"), f"'rules[{stale}].name'"),
+        ("implicit rule name", lambda r: _rule(r, "stale").update(name="wrong_type"), f"'rules[{stale}].name'"),
         ("bbox upside down", lambda r: _rule(r, "in_bilbao").update(bbox=[-2.87, 43.30, -3.00, 43.20]),
          f"'rules[{_index(raw, 'in_bilbao')}].bbox'"),
         ("bad regex", lambda r: r["rules"].append({"name": "x", "check": "pattern", "field": "refRoadSegment",
@@ -186,6 +187,36 @@ def _traffic_event(**changes: Any) -> dict[str, Any]:
     return {key: value for key, value in event.items() if value is not None}
 
 
+@pytest.mark.parametrize(("feed", "name", "value", "held"), [
+    ("traffic_flow", "laneId", 3, True), ("traffic_flow", "laneId", 3.0, True), ("traffic_flow", "laneId", " 3 ", True),
+    ("traffic_flow", "laneId", "1e3", True), ("traffic_flow", "laneId", -(2**63), True),
+    ("traffic_flow", "laneId", -(2**63) - 1, True),  # rounds to -2**63 as a double, as Spark reads it
+    ("traffic_flow", "laneId", 2.5, False), ("traffic_flow", "laneId", 2**63, False),
+    ("traffic_flow", "laneId", "nan", False), ("traffic_flow", "laneId", True, False),
+    ("traffic_flow", "laneId", "two", False), ("traffic_flow", "intensity", "12.5", True),
+    ("traffic_flow", "intensity", "nan", True), ("traffic_flow", "intensity", [1, 2], False),
+    ("traffic_flow", "intensity", {"value": 3}, False), ("traffic_flow", "refRoadSegment", {"a": 1}, True),
+    ("crowd_flow", "congested", False, True), ("crowd_flow", "congested", "true", False),
+    ("crowd_flow", "congested", 1, False), ("emergency_dispatches", "dispatchTime", "2026-02-03T11:50:00Z", True),
+    ("emergency_dispatches", "dispatchTime", "not a time", False),
+    ("emergency_dispatches", "dispatchTime", 20260203, False),
+])
+def test_a_value_its_field_cannot_hold_breaks_wrong_type(contracts: dict[str, Contract], feed: str, name: str,
+                                                        value: Any, held: bool) -> None:
+    broken = check_event(contracts[feed], {"id": "x", name: value}, NOW)
+    wrong = [v.detail for v in broken if v.rule == "wrong_type"]
+    assert wrong == ([] if held else [f"{name} is not a {contracts[feed].fields[name].type}"])
+    assert all(v.action == "quarantine" for v in broken if v.rule == "wrong_type")
+
+
+def test_a_number_in_an_undeclared_unit_is_unknown_unit_not_wrong_type(contracts: dict[str, Contract]) -> None:
+    traffic = contracts["traffic_flow"]
+    assert "wrong_type" not in {v.rule for v in check_event(traffic, {"laneId": 2.5}, NOW, units={"laneId": "XYZ"})}
+    assert "wrong_type" in {v.rule for v in check_event(traffic, {"laneId": "two"}, NOW, units={"laneId": "XYZ"})}
+    speed = {"averageVehicleSpeed": "fast"}
+    assert "wrong_type" in {v.rule for v in check_event(traffic, speed, NOW, units={"averageVehicleSpeed": "m/s"})}
+
+
 def test_a_clean_reading_breaks_nothing(contracts: dict[str, Contract]) -> None:
     assert _broken(contracts["traffic_flow"], _traffic_event()) == {}
 
@@ -194,7 +225,7 @@ def test_a_clean_reading_breaks_nothing(contracts: dict[str, Contract]) -> None:
     ({"intensity": -447.0}, {"intensity_not_negative": "quarantine"}),
     ({"intensity": 7000.0}, {"intensity_plausible": "warn"}),
     ({"occupancy": 45.0}, {"occupancy_is_fraction": "quarantine"}),
-    ({"occupancy": "high"}, {"occupancy_is_fraction": "quarantine"}),
+    ({"occupancy": "high"}, {"occupancy_is_fraction": "quarantine", "wrong_type": "quarantine"}),
     ({"intensity": 0, "occupancy": 0, "averageVehicleSpeed": 0}, {"detector_silent": "warn"}),
     ({"dateObserved": "2016-04-11 14:35:00.0"}, {"late": "warn", "stale": "warn"}),
     ({"dateObserved": "2026-02-03T14:00:00"}, {"not_in_future": "quarantine"}),

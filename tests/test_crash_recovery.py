@@ -111,7 +111,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(make_settings, s
         assert rule_totals(crashed.lakehouse_path, feed.name) == rule_totals(clean.lakehouse_path, feed.name)
     totals = [ledger.feed_ledger(crashed.lakehouse_path, f.name) for f in settings.feeds]
     assert all(sum(getattr(b, part) for b in totals) > 0 for part in ("silver", "quarantined", "duplicates"))
-    assert not differing_tables(clean.lakehouse_path, crashed.lakehouse_path), "crashed and clean runs differ"
+    assert not differing_tables(clean, crashed), "crashed and clean runs differ"
     log.warning("crash test: %d kills, %d events, %s; first commit after start, per run %s s", len(recoveries), EVENTS,
                 totals, [r and round(r, 1) for r in recoveries])
 

@@ -119,12 +119,12 @@ def test_maintenance_while_the_streams_write_loses_nothing(make_settings, spark,
     pipeline.run(settings, "all", until_idle=True, spark=spark)
     clean = with_overrides(settings, lakehouse={"path": str(tmp_path / "clean")})
     pipeline.run(clean, "all", until_idle=True, spark=spark)
-    assert differing_tables(settings.lakehouse_path, clean.lakehouse_path) == {}
+    assert differing_tables(settings, clean) == {}
 
     vacuumed = maintain.maintain(settings.lakehouse_path, MaintenanceSettings(vacuum_retention_hours=0,
                                                                                retention_check=False))
     assert sum(r.files_vacuumed for r in vacuumed) > 0
-    assert differing_tables(settings.lakehouse_path, clean.lakehouse_path) == {}
+    assert differing_tables(settings, clean) == {}
     silver = read.table_path(settings.lakehouse_path, "silver", "traffic_flow")
     assert spark.read.format("delta").load(str(silver)).count() == read.read_table(
         settings.lakehouse_path, "silver", "traffic_flow").num_rows > 0

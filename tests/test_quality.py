@@ -106,6 +106,8 @@ def test_the_rows_exercise_every_check_both_ways(verdicts, contracts) -> None:  
     assert {rule.check for feed, rule in rules if broken[(feed, rule.name)]} == {rule.check for _, rule in rules}
     assert sum(broken[(feed, rule.name)] > 0 for feed, rule in rules) > 0.8 * len(rules)
     assert all(broken[(feed, name)] > 0 for feed in contracts for name in ("parse_error", "unknown_unit"))
+    typed = [feed for feed, contract in contracts.items() if any(s.type != "string" for s in contract.fields.values())]
+    assert len(typed) == 11 and all(broken[(feed, "wrong_type")] > 0 for feed in typed)  # incidents: strings only
 
 
 def test_event_time_equals_parse_datetime(verdicts, judged, contracts) -> None:  # noqa: ANN001
@@ -212,7 +214,7 @@ def test_split_quarantine_rows_and_rule_counts(judged, verdicts, contracts) -> N
     broken = Counter(n for v in mine.values() for n in (*v["dq_quarantine"], *v["dq_warnings"], *v["dq_fail"]))
     assert {name: r["violations"] for name, r in counts.items() if r["violations"]} == dict(broken)
     assert {r["rows_in_batch"] for r in counts.values()} == {len(mine)}
-    assert set(counts) == {"parse_error", "unknown_unit", *(rule.name for rule in contracts[feed].rules)}
+    assert set(counts) == {"parse_error", "unknown_unit", "wrong_type", *(rule.name for rule in contracts[feed].rules)}
     summary = quality.summarise(result, contracts[feed])
     assert {name: n for name, _, n in summary.violations} == {name: r["violations"] for name, r in counts.items()}
     assert {name: a for name, a, _ in summary.violations} == {name: r["action"] for name, r in counts.items()}
