@@ -175,11 +175,22 @@ def _scram_user(settings: Settings) -> tuple[str, str]:
     return settings.broker.sasl_username, password
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (URL-safe base64 of a UUID) that does not start with '-'.
+
+    StorageTool's argument parser would read an id like '-x3F...' after `-t` as an option and fail.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _format_storage(java: str, classpath: str, config: Path, home: Path, scram: tuple[str, str] | None) -> None:
     """Format the KRaft storage directory the first time only, creating the SCRAM user when one is given."""
     if (home / "data" / "meta.properties").is_file():
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = new_cluster_id()
     cmd = [java, "-Xmx256m", f"-Dlog4j2.configurationFile={LOG4J}", "-cp", classpath,
            "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)]
     if scram:

@@ -89,6 +89,7 @@ def _start(spark: SparkSession, source: Path, name: str, checkpoint: Path,
         .writeStream.queryName(name).option("checkpointLocation", str(checkpoint)).foreachBatch(writer)
     )
     stream = sinks.triggered(stream, until_idle, interval)
+    sinks.clear_dead_writes(checkpoint)
     return stream.start()
 
 

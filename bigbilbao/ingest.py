@@ -171,4 +171,5 @@ def start_ingest(spark: SparkSession, settings: Settings, contracts: Mapping[str
         .foreachBatch(writer)
     )
     stream = sinks.triggered(stream, until_idle, settings.streaming.interval("ingest"))
+    sinks.clear_dead_writes(checkpoint)
     return stream.start()

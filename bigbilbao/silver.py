@@ -197,5 +197,6 @@ def start_silver(spark: SparkSession, settings: Settings, contracts: Mapping[str
             .foreachBatch(SilverWriter(settings, contract, checkpoint, key, enricher))
         )
         stream = sinks.triggered(stream, until_idle, settings.streaming.interval("silver"))
+        sinks.clear_dead_writes(checkpoint)
         queries.append(stream.start())
     return queries

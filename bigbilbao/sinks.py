@@ -27,6 +27,25 @@ def idempotent_append(df: DataFrame, path: Path, app_id: str, batch_id: int) -> 
     )
 
 
+def clear_dead_writes(checkpoint: Path) -> list[Path]:
+    """Delete the temporary files a killed query left in its offset and commit logs; call before starting it.
+
+    Spark writes each log entry to a hidden `.N.<uuid>.tmp` and renames it. A process killed in between
+    leaves the temporary file, and Spark then refuses to start a query that never finished batch 0
+    (STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY). Only this checkpoint's own query writes there, so
+    before it starts such files are dead.
+    """
+    removed = []
+    for log_dir in (checkpoint / "offsets", checkpoint / "commits"):
+        for path in sorted(log_dir.glob(".*.tmp*")) if log_dir.is_dir() else []:
+            if path.name.endswith((".tmp", ".tmp.crc")):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    if removed:
+        log.warning("removed %d unfinished log file(s) a stopped query left in %s", len(removed), checkpoint)
+    return removed
+
+
 def triggered(stream: DataStreamWriter, until_idle: bool, interval: str) -> DataStreamWriter:
     """availableNow (process what the source holds, then stop) or a micro-batch every `interval`."""
     return stream.trigger(availableNow=True) if until_idle else stream.trigger(processingTime=interval)

@@ -100,6 +100,18 @@ def test_restart_from_checkpoint_is_exactly_once(make_settings, spark) -> None: 
     assert_exactly_once(settings, 400)
 
 
+def test_a_query_killed_while_logging_its_first_batch_starts_again(make_settings, spark) -> None:  # noqa: ANN001
+    settings = make_settings()
+    produce(settings, messages(settings, 60))
+    offsets = settings.checkpoint_path / "bronze" / "offsets"
+    offsets.mkdir(parents=True)
+    dead = offsets / ".0.37936279-dd59-4110-bbdd-f6a5e687ba55.tmp"  # what a SIGKILL mid-rename leaves behind
+    dead.touch()
+    pipeline.run(settings, "ingest", until_idle=True, spark=spark)
+    assert not dead.exists() and (offsets / "0").is_file()
+    assert_exactly_once(settings, 60)
+
+
 def test_replayed_micro_batch_is_not_written_twice(make_settings, spark) -> None:  # noqa: ANN001
     settings = make_settings()
     checkpoint = settings.checkpoint_path / "bronze"
