@@ -5,7 +5,9 @@ lakehouse and topic under a temporary folder. Measured in one run:
   producer_ceiling  kafka-python (2 processes) and Spark's Kafka sink writing as fast as they can
   drains            a pre-produced backlog through ingest, silver and gold (availableNow, one stage after the
                     other), and the same backlog copied by a plain Kafka -> Delta stream: the machine's ceiling;
-                    repeated for 8 / 46 / 1,000 polygons and 100 / 1,000 / 10,000 sensors (scaling)
+                    once more at the scaling size ("main_small"), which splits each stage's time into a fixed
+                    part and a cost per event (cost_model); repeated for 8 / 46 / 1,000 polygons and 100 / 1,000 /
+                    10,000 sensors (scaling, compared with main_small)
   live              every stage streaming at once while a paced JVM producer offers each rate: lag, catch-up,
                     and per-event latency produce -> bronze / silver / gold (p50/p95/p99)
   cold_start        `bigbilbao demo` in a fresh lakehouse to its first scorecard row (jars cached)
@@ -38,9 +40,14 @@ from bigbilbao.settings import load_settings, with_overrides
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "e2e.json"
 STAGES = ("ingest", "silver", "gold")
-# name -> (sensors, boundary layer); "main" is the configuration compared with the plain copy and run live
-CONFIGS = {"main": (1000, "barrios_46"), "districts_8": (1000, "districts_8"), "grid_1000": (1000, "grid_1000"),
+# name -> (sensors, boundary layer); "main" is the configuration compared with the plain copy and run live;
+# "main_small" is main at the scaling drains' size: with main it gives the cost model, beside them the baseline
+# "warmup" runs first and is not reported: the JVM compiles its hot code there, not inside a timed drain
+CONFIGS = {"warmup": (1000, "barrios_46"), "main": (1000, "barrios_46"), "main_small": (1000, "barrios_46"),
+           "districts_8": (1000, "districts_8"), "grid_1000": (1000, "grid_1000"),
            "sensors_10000": (10000, "barrios_46")}
+WARMUP_EVENTS = 5_000
+PLAIN_COPIED = ("main", "main_small")
 _START = time.perf_counter()
 
 
@@ -53,7 +60,7 @@ def arguments() -> argparse.Namespace:
     """Command-line options; --quick shrinks every size to finish in a few minutes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, no scaling or cold start (a few minutes)")
-    parser.add_argument("--events", type=int, default=50_000, help="backlog of the main drain and plain copy")
+    parser.add_argument("--events", type=int, default=300_000, help="backlog of the main drain and plain copy")
     parser.add_argument("--scaling-events", type=int, default=20_000, help="backlog of each scaling drain")
     parser.add_argument("--python-events", type=int, default=20_000, help="events of the kafka-python ceiling")
     parser.add_argument("--rates", default="100,300,600,1000,10000,50000", help="offered rates of the live steps")
@@ -62,11 +69,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--catch-up-cap", type=float, default=60.0, help="max seconds to wait for a step to drain")
     parser.add_argument("--triggers", default="5,10,30",
                         help="live steps' streaming.{ingest,silver,gold}_trigger_s (shipped defaults: 2,5,5)")
-    parser.add_argument("--skip", default="", help="comma-separated parts to leave out: scaling,live,cold_start")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated parts to leave out: cost_model,scaling,live,cold_start")
     parser.add_argument("--output", type=Path, default=RESULT)
     args = parser.parse_args()
     if args.quick:
-        args.events, args.scaling_events, args.python_events = 30_000, 0, 20_000
+        args.events, args.scaling_events, args.python_events = 30_000, 3_000, 20_000
         args.rates, args.step_seconds, args.catch_up_cap, args.step_events = "1000,10000,50000", 5.0, 45.0, 20_000
         args.skip = ",".join(filter(None, [args.skip, "scaling", "cold_start"]))
     args.skip = set(filter(None, args.skip.split(",")))
@@ -93,7 +101,7 @@ def main() -> None:
         broker.stop(base)
         shutil.rmtree(work, ignore_errors=True)
     result["load_average"] = {"start": list(load_start), "end": list(os.getloadavg())}
-    result["arguments"] = {k: sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v
+    result["arguments"] = {k: sorted(v) if isinstance(v, set) else _shown(v) if isinstance(v, Path) else v
                            for k, v in vars(args).items()}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
@@ -108,6 +116,12 @@ def main() -> None:
         sys.exit(2)
 
 
+def _shown(path: Path) -> str:
+    """A path as the JSON records it: relative to the repository when inside it, so no checkout path is kept."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
+
+
 def measure(args: argparse.Namespace, spark, base, bootstrap: str, work: Path) -> dict:  # noqa: ANN001
     """Run every part in order and collect the raw measurements."""
     started = time.time()
@@ -118,8 +132,12 @@ def measure(args: argparse.Namespace, spark, base, bootstrap: str, work: Path) -
     python_rate = args.python_events / produce(feed, 0, args.python_events, None, workers=2)
     progress(f"kafka-python: {python_rate:,.0f} events/s")
     drains, all_books, errors = {}, {}, {}
+    progress("warm-up drain (not reported)")
+    _, all_books["warmup"] = run_drain(args, spark, base, bootstrap, work, "warmup", feed.base)
     drains["main"], all_books["main"] = run_drain(args, spark, base, bootstrap, work, "main", feed.base)
-    for name in [] if "scaling" in args.skip else [n for n in CONFIGS if n != "main"]:
+    others = [] if "cost_model" in args.skip else ["main_small"]
+    others += [] if "scaling" in args.skip else [n for n in CONFIGS if n not in ("warmup", "main", "main_small")]
+    for name in others:
         try:
             drains[name], all_books[name] = run_drain(args, spark, base, bootstrap, work, name, feed.base)
         except Exception as exc:  # noqa: BLE001 - recorded in the JSON; the other parts still count
@@ -164,15 +182,15 @@ def run_drain(args: argparse.Namespace, spark, base, bootstrap: str, work: Path,
               origin: int) -> tuple[dict, dict]:
     """Pre-produce one configuration's backlog, (main only) copy it plainly, then drain it through the stages."""
     sensors, layer = CONFIGS[name]
-    count = args.events if name == "main" else args.scaling_events
+    count = {"main": args.events, "warmup": WARMUP_EVENTS}.get(name, args.scaling_events)
     settings = lake_settings(base, work, name, bootstrap)
     kafka_clients.ensure_topics(settings, bootstrap)
     topic = settings.enabled_feeds[0].topic_name
     produced_s = backlog(spark, bootstrap, topic, 0, count, sensors, origin)
     result = {"events": count, "sensors": sensors, "boundaries": layer, "spark_producer_s": produced_s}
     progress(f"{name}: {count:,} events pre-produced by Spark in {produced_s:.1f} s ({count / produced_s:,.0f}/s)")
-    if name == "main":
-        plain = lake_settings(base, work, "plain", bootstrap, topic=topic)
+    if name in PLAIN_COPIED:
+        plain = lake_settings(base, work, f"plain_{name}", bootstrap, topic=topic)
         result["plain_copy_s"], result["plain_copy_cpu"] = plain_copy(spark, plain, bootstrap)
         progress(f"plain copy: {count / result['plain_copy_s']:,.0f} events/s")
     import_boundaries(settings.lakehouse_path, layer, work)

@@ -25,6 +25,28 @@ def drain_rates(run: dict) -> dict:
             **{f"{s}_cpu_us_per_event": 1e6 * run[f"{s}_cpu"] / count for s in STAGES}}
 
 
+def cost_model(big: dict, small: dict) -> dict:
+    """Each stage's (and the plain copy's) time as fixed seconds + microseconds per event, from two backlog sizes.
+
+    A drain of n events takes about fixed + n x per_event; capacity is the rate once batches are large enough for
+    the fixed part not to matter (1e6 / per_event). Noise can make a fixed part slightly negative: it is kept.
+    """
+    extra = big["events"] - small["events"]
+    parts = {s: (small[s], big[s]) for s in STAGES}
+    parts["chain"] = (sum(small[s] for s in STAGES), sum(big[s] for s in STAGES))
+    if "plain_copy_s" in small:
+        parts["plain_copy"] = (small["plain_copy_s"], big["plain_copy_s"])
+    model = {}
+    for name, (short, long) in parts.items():
+        per_event = (long - short) / extra
+        model[name] = {"fixed_s": short - small["events"] * per_event, "per_event_us": 1e6 * per_event,
+                       "capacity_events_per_s": 1 / per_event if per_event > 0 else None}
+    chain, plain = model["chain"]["capacity_events_per_s"], model.get("plain_copy", {}).get("capacity_events_per_s")
+    model["capacity_vs_plain_copy"] = chain / plain if chain and plain else None
+    model["events"] = [small["events"], big["events"]]
+    return model
+
+
 def latency_table(live: list[dict]) -> dict:
     """Per offered rate: produce -> silver percentiles (top level), plus -> bronze and -> gold."""
     table = {}
@@ -48,6 +70,7 @@ def document(python_rate: float, drains: dict, live: list[dict], books: dict, co
     latency = latency_table(live)
     ratio = rates["main"]["events_per_s"] / plain
     p95 = (latency.get("10000") or {}).get("p95")
+    model = cost_model(main, drains["main_small"]) if "main_small" in drains else None
     return {
         "benchmark": "e2e", "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "wall_s": round(datetime.now(timezone.utc).timestamp() - started, 1),
@@ -71,20 +94,28 @@ def document(python_rate: float, drains: dict, live: list[dict], books: dict, co
                                                    "met": bool(best and best >= 100_000)},
                     "vs_plain_copy": {"target": 0.5, "measured": ratio, "met": ratio >= 0.5},
                     "p95_silver_s_at_10000": {"target": 2.0, "measured": p95, "met": bool(p95 is not None and p95 <= 2)}},
-        "analysis": analysis(rates["main"], plain),
+        "cost_model": model,
+        "analysis": analysis(rates["main"], plain, model),
         "cold_start": cold, "books": books, "live": live, "raw_drains": drains,
         "notes": NOTES,
     }
 
 
-def analysis(main: dict, plain: float) -> str:
-    """Where a drain's time goes, from the per-stage rates measured in the same run."""
+def analysis(main: dict, plain: float, model: dict | None) -> str:
+    """Where a drain's time goes, from the per-stage rates and the cost model measured in the same run."""
     shares = {s: main["events"] / main[f"{s}_events_per_s"] for s in STAGES}
     total = sum(shares.values())
     parts = ", ".join(f"{s} {100 * t / total:.0f}%" for s, t in shares.items())
     slowest = max(shares, key=shares.get)
-    return (f"Draining the backlog took {total:.1f} s: {parts}. The slowest stage, {slowest}, runs at "
+    text = (f"Draining the backlog took {total:.1f} s: {parts}. The slowest stage, {slowest}, runs at "
             f"{main[f'{slowest}_events_per_s']:,.0f} events/s alone; the plain copy at {plain:,.0f}/s.")
+    if not model or "plain_copy" not in model:
+        return text
+    costs = ", ".join(f"{s} {model[s]['fixed_s']:.1f} s + {model[s]['per_event_us']:,.0f} µs" for s in STAGES)
+    return (f"{text} Per drain, fixed + per event: {costs}; plain copy {model['plain_copy']['fixed_s']:.1f} s + "
+            f"{model['plain_copy']['per_event_us']:,.0f} µs. With the fixed parts amortised the chain costs "
+            f"{model['chain']['per_event_us'] / model['plain_copy']['per_event_us']:.1f} times the plain copy per "
+            "event.")
 
 
 NOTES = ("max_sustained_events_per_s: the highest rate a live step achieved (events Kafka received per second of the "
@@ -94,7 +125,9 @@ NOTES = ("max_sustained_events_per_s: the highest rate a live step achieved (eve
          "(about 15 s) cannot show a stream keeping up. backlog_drain_events_per_s: "
          "a pre-produced backlog through ingest, silver and gold one stage after the other (availableNow), the "
          "machine's capacity for the chain; vs_plain_copy divides it by a plain Kafka -> Delta copy of the same "
-         "backlog. Latency: Kafka CreateTime (set by the producer at send) to the modification time of the Delta "
+         "backlog. cost_model: the main drain and the same configuration at the scaling size (main_small) split each "
+         "stage's time into fixed seconds plus microseconds per event; capacity_events_per_s is the rate once "
+         "batches are large enough to amortise the fixed part. Latency: Kafka CreateTime (set by the producer at send) to the modification time of the Delta "
          "log file of the version that first holds the event (bronze, silver); gold: the commit of the first gold "
          "micro-batch planned after that silver version. Offered load comes from a Spark rate-source producer in "
          "its own JVM (local[1]) on the same 2 cores, so it competes with the pipeline; kafka-python's own ceiling "
@@ -125,15 +158,31 @@ def markdown(result: dict) -> str:
         gold = row["to_gold"]
         lines.append(f"| latency at {int(offered):,}/s offered ({row['achieved_per_s']:,}/s achieved): produce -> silver "
                      f"p50/p95/p99 (s); -> gold p95 | {row['p50']} / {row['p95']} / {row['p99']}; {gold.get('p95')} |")
+    model = result.get("cost_model")
+    if model:
+        lines.append(f"| cost model ({model['events'][0]:,} vs {model['events'][1]:,} events): fixed s + µs/event, "
+                     "ingest; silver; gold; plain copy | "
+                     + "; ".join(f"{model[s]['fixed_s']:.1f} + {model[s]['per_event_us']:,.0f}"
+                                 for s in (*STAGES, "plain_copy") if s in model) + " |")
+        lines.append(f"| capacity once fixed costs are amortised: chain / plain copy (events/s) | "
+                     f"{rate(model['chain']['capacity_events_per_s'])} / "
+                     f"{rate(model.get('plain_copy', {}).get('capacity_events_per_s'))} "
+                     f"({_ratio(model['capacity_vs_plain_copy'])}) |")
+    base = drains.get("main_small")
     for name, run in drains.items():
-        if name != "main":
+        if not name.startswith("main") and base:
             lines.append(f"| scaling {name} ({run['boundaries']}, {run['sensors']:,} sensors): silver CPU µs/event "
-                         f"(main {drains['main']['silver_cpu_us_per_event']:,.0f}) | {run['silver_cpu_us_per_event']:,.0f} |")
+                         f"(main_small {base['silver_cpu_us_per_event']:,.0f}) | {run['silver_cpu_us_per_event']:,.0f} |")
     cold = result.get("cold_start") or {}
     if cold:
         lines.append(f"| cold start: `bigbilbao demo` to first scorecard row (s) | {_seconds(cold.get('first_scorecard_row_s'))} |")
     lines.append(f"| lost / duplicated events | {result['lost']} / {result['duplicated']} |")
     return "\n".join(lines)
+
+
+def _ratio(value: float | None) -> str:
+    """A ratio for the table; 'n/a' when it could not be computed."""
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _seconds(value: float | None) -> str:
