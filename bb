@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Big Bilbao bootstrap: sets up what is missing (.venv, Python packages, JVM jars), then runs.
 #   ./bb demo            run the embedded-default demo (broker + producer + streaming job + summary)
-#   ./bb test [ARGS]     run the test suite (pytest ARGS)
+#   ./bb test [ARGS]     run the test suite (pytest ARGS); ./bb test -m unit is the fast pure tier (no JVM)
+#   ./bb lint            ruff on the whole tree, mypy on the pure packages (settings in pyproject.toml)
 #   ./bb COMMAND [ARGS]  any other `bigbilbao` command, e.g. ./bb broker status
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -45,6 +46,14 @@ case "$command" in
     setup_venv "[dev]"
     export PYSPARK_PYTHON="$ROOT/.venv/bin/python" PYSPARK_DRIVER_PYTHON="$ROOT/.venv/bin/python"
     exec .venv/bin/python -m pytest "$@"
+    ;;
+  lint)
+    shift
+    setup_venv "[dev]"
+    say "ruff check"
+    .venv/bin/ruff check .
+    say "mypy (pure packages)"
+    exec .venv/bin/mypy
     ;;
   -h|--help|help)
     sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'

@@ -33,9 +33,9 @@ from benchmarks.e2e_feed import backlog
 from benchmarks.e2e_report import document, markdown
 from benchmarks.e2e_runs import FEED, drain, lake_settings, live_steps, plain_copy
 from benchmarks.e2e_scaling import DATA, cold_start, import_boundaries
-from bigbilbao import broker, kafka_clients
-from bigbilbao.session import build_spark
-from bigbilbao.settings import load_settings, with_overrides
+from bigbilbao.config.settings import load_settings, with_overrides
+from bigbilbao.infra import broker, kafka_clients
+from bigbilbao.infra.spark_session import build_spark
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "e2e.json"

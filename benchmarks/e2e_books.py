@@ -2,7 +2,8 @@
 
 Latency per event: Kafka's record timestamp (CreateTime, set by the producer at send, kept in bronze and
 silver as `kafka_timestamp`) against the time the Delta version that first holds the row became visible
-(its `_delta_log` JSON file's modification time). Gold: the first gold micro-batch planned (offsets file written) after that
+(its `_delta_log` JSON file's modification time). Gold: the first gold micro-batch planned (offsets file
+written) after that
 silver commit must contain the row; the event is reflected in gold when that batch is committed.
 """
 
@@ -17,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bigbilbao import read
-from bigbilbao.ledger import feed_ledger
+from bigbilbao.tables import read
+from bigbilbao.tables.ledger import feed_ledger
 
 PERCENTILES = (50, 95, 99)
 

@@ -93,7 +93,8 @@ def document(python_rate: float, drains: dict, live: list[dict], books: dict, co
         "targets": {"max_sustained_events_per_s": {"target": TARGETS["max_sustained_events_per_s"], "measured": best,
                                                    "met": bool(best and best >= 100_000)},
                     "vs_plain_copy": {"target": 0.5, "measured": ratio, "met": ratio >= 0.5},
-                    "p95_silver_s_at_10000": {"target": 2.0, "measured": p95, "met": bool(p95 is not None and p95 <= 2)}},
+                    "p95_silver_s_at_10000": {"target": 2.0, "measured": p95,
+                                              "met": bool(p95 is not None and p95 <= 2)}},
         "cost_model": model,
         "analysis": analysis(rates["main"], plain, model),
         "cold_start": cold, "books": books, "live": live, "raw_drains": drains,
@@ -127,7 +128,8 @@ NOTES = ("max_sustained_events_per_s: the highest rate a live step achieved (eve
          "machine's capacity for the chain; vs_plain_copy divides it by a plain Kafka -> Delta copy of the same "
          "backlog. cost_model: the main drain and the same configuration at the scaling size (main_small) split each "
          "stage's time into fixed seconds plus microseconds per event; capacity_events_per_s is the rate once "
-         "batches are large enough to amortise the fixed part. Latency: Kafka CreateTime (set by the producer at send) to the modification time of the Delta "
+         "batches are large enough to amortise the fixed part. Latency: Kafka CreateTime (set by the producer at send) "
+         "to the modification time of the Delta "
          "log file of the version that first holds the event (bronze, silver); gold: the commit of the first gold "
          "micro-batch planned after that silver version. Offered load comes from a Spark rate-source producer in "
          "its own JVM (local[1]) on the same 2 cores, so it competes with the pipeline; kafka-python's own ceiling "
@@ -146,7 +148,8 @@ def markdown(result: dict) -> str:
              f"| max sustained, all stages live (events/s) | {rate(result['max_sustained_events_per_s'])} |",
              f"| backlog drain ingest -> silver -> gold (events/s) | {rate(result['backlog_drain_events_per_s'])} |",
              f"| plain Kafka -> Delta copy (events/s) | {rate(result['plain_copy_events_per_s'])} |",
-             f"| drain / plain copy, wall (CPU) | {result['vs_plain_copy']:.2f} ({result['vs_plain_copy_by_cpu']:.2f}) |",
+             f"| drain / plain copy, wall (CPU) | {result['vs_plain_copy']:.2f} "
+             f"({result['vs_plain_copy_by_cpu']:.2f}) |",
              f"| events per 2 CPU-s: Big Bilbao / plain copy | {rate(result['events_per_2_cpu_s']['bigbilbao'])} / "
              f"{rate(result['events_per_2_cpu_s']['plain_copy'])} |",
              "| stage rates ingest / silver / gold (events/s) | "
@@ -156,7 +159,8 @@ def markdown(result: dict) -> str:
              f"{rate(result['producer_ceiling_events_per_s']['spark_kafka_sink'])} |"]
     for offered, row in result["latency_s"].items():
         gold = row["to_gold"]
-        lines.append(f"| latency at {int(offered):,}/s offered ({row['achieved_per_s']:,}/s achieved): produce -> silver "
+        lines.append(f"| latency at {int(offered):,}/s offered ({row['achieved_per_s']:,}/s achieved): "
+                     f"produce -> silver "
                      f"p50/p95/p99 (s); -> gold p95 | {row['p50']} / {row['p95']} / {row['p99']}; {gold.get('p95')} |")
     model = result.get("cost_model")
     if model:
@@ -172,10 +176,12 @@ def markdown(result: dict) -> str:
     for name, run in drains.items():
         if not name.startswith("main") and base:
             lines.append(f"| scaling {name} ({run['boundaries']}, {run['sensors']:,} sensors): silver CPU µs/event "
-                         f"(main_small {base['silver_cpu_us_per_event']:,.0f}) | {run['silver_cpu_us_per_event']:,.0f} |")
+                         f"(main_small {base['silver_cpu_us_per_event']:,.0f}) | "
+                         f"{run['silver_cpu_us_per_event']:,.0f} |")
     cold = result.get("cold_start") or {}
     if cold:
-        lines.append(f"| cold start: `bigbilbao demo` to first scorecard row (s) | {_seconds(cold.get('first_scorecard_row_s'))} |")
+        lines.append("| cold start: `bigbilbao demo` to first scorecard row (s) | "
+                     f"{_seconds(cold.get('first_scorecard_row_s'))} |")
     lines.append(f"| lost / duplicated events | {result['lost']} / {result['duplicated']} |")
     return "\n".join(lines)
 

@@ -16,8 +16,10 @@ from pyspark.sql import SparkSession
 from benchmarks.cpu import tree_cpu_seconds
 from benchmarks.e2e_books import DeltaLog, gold_batches, latencies
 from benchmarks.e2e_events import end_offsets
-from bigbilbao import jvm, kafka_clients, pipeline, sinks
-from bigbilbao.settings import FeedSettings, Settings, with_overrides
+from bigbilbao.config.settings import FeedSettings, Settings, with_overrides
+from bigbilbao.infra import jvm, kafka_clients
+from bigbilbao.stages import pipeline
+from bigbilbao.tables.read import table_path
 
 FEED = "traffic_flow"
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +103,7 @@ def live_steps(spark: SparkSession, settings: Settings, bootstrap: str, rates: l
                for q in pipeline.start_stage(spark, settings, stage, bootstrap, until_idle=False)]
     topic = settings.enabled_feeds[0].topic_name
     lake = settings.lakehouse_path
-    bronze, silver = DeltaLog(sinks.table_path(lake, "bronze", FEED)), DeltaLog(sinks.table_path(lake, "silver", FEED))
+    bronze, silver = DeltaLog(table_path(lake, "bronze", FEED)), DeltaLog(table_path(lake, "silver", FEED))
     producer = PacedProducer(settings, bootstrap, topic, sensors, base, settings.lakehouse_path / "_producer")
     steps, first = [], 0
     try:

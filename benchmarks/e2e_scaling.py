@@ -13,8 +13,8 @@ from pathlib import Path
 import shapely
 
 from benchmarks.e2e_books import DeltaLog
-from bigbilbao import boundary_store
-from bigbilbao.spatial import load_layer
+from bigbilbao.spatial import boundary_store
+from bigbilbao.spatial.index import load_layer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "bilbao_boundaries"
@@ -24,7 +24,8 @@ LAYERS = ("districts_8", "barrios_46", "grid_1000")
 
 
 def grid_geojson(target: Path, columns: int = 40, rows: int = 25) -> Path:
-    """A synthetic barrio layer: a columns x rows grid of squares over the barrios' box, parent = district at its centre."""
+    """A synthetic barrio layer: a columns x rows grid of squares over the barrios' box,
+    parent = district at its centre."""
     districts = load_layer(DISTRICTS, id_field="district_code", name_field="district_name")
     lon0, lat0, lon1, lat1 = load_layer(BARRIOS, id_field="barrio_code", name_field="barrio_name").bounds
     width, height = (lon1 - lon0) / columns, (lat1 - lat0) / rows

@@ -2,7 +2,8 @@
 
 Methods, all on Spark local[2] over the same parquet points and the 46 real EUSTAT barrios, timed into
 Spark's no-op sink (best of several interleaved rounds, because the reference machines are shared):
-  bigbilbao       `bigbilbao.enrich.enrich` as the pipeline runs it (8 districts and 46 barrios, codes and names)
+  bigbilbao       `bigbilbao.columns.enrich.enrich` as the pipeline runs it (8 districts and 46 barrios,
+                  codes and names)
   vectorised_udf  mapInArrow over every row: shapely STRtree query with `covered_by`, lowest index wins
   naive_udf       row-at-a-time Python UDF: one shapely Point per row and a `covers` loop over the polygons
   naive_udf_strtree  the same UDF with one STRtree query per row instead of the loop (both on fewer points)
@@ -33,15 +34,20 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from benchmarks.cpu import tree_cpu_seconds
-from bigbilbao.enrich import CityIndex, enrich
-from bigbilbao.session import build_spark
-from bigbilbao.settings import load_settings, with_overrides
-from bigbilbao.spatial import BoundaryLayer, load_layer, reference_assign, to_wkt
+from bigbilbao.columns.enrich import CityIndex, enrich
+from bigbilbao.config.settings import load_settings, with_overrides
+from bigbilbao.infra.spark_session import build_spark
+from bigbilbao.spatial.index import BoundaryLayer, load_layer, reference_assign, to_wkt
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "bilbao_boundaries"
 RESULT = ROOT / "benchmarks" / "results" / "spatial.json"
 SEDONA_VENV = ROOT / "benchmarks" / ".sedona-venv"
+# What sedona.spark imports at run time besides pyspark (pandas is not a dependency of the apache-sedona wheel).
+SEDONA_PEER_PACKAGES = ("pyarrow", "pandas", "shapely", "numpy")
+# The venv is ready only when everything the runner imports loads; prints "<pyspark> <sedona>".
+SEDONA_PROBE = ("import pyspark, sedona, pandas, pyarrow, shapely; from sedona.spark import SedonaContext; "
+                "print(pyspark.__version__, sedona.version)")
 SEDONA_JARS = ROOT / "benchmarks" / ".sedona-jars"
 SEDONA_POM = ROOT / "benchmarks" / "sedona-pom.xml"
 # (Spark line of the shaded jar, Sedona release, pyspark for its venv), newest first; the first one that
@@ -161,12 +167,11 @@ def sedona_setup() -> tuple[Path, dict]:
     if not python.exists():
         _check([sys.executable, "-m", "venv", str(SEDONA_VENV)])
     wanted = f"{pyspark} {version}"
-    probe = subprocess.run([str(python), "-c", "import pyspark, sedona; print(pyspark.__version__, sedona.version)"],
-                           capture_output=True, text=True, check=False)
+    probe = subprocess.run([str(python), "-c", SEDONA_PROBE], capture_output=True, text=True, check=False)
     if probe.stdout.strip() != wanted:
         progress(f"installing pyspark {pyspark} and apache-sedona {version} into benchmarks/.sedona-venv")
         _check([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"pyspark=={pyspark}",
-                f"apache-sedona=={version}", "pyarrow"])
+                f"apache-sedona=={version}", *SEDONA_PEER_PACKAGES])
     return python, {"jar": artifact, "pyspark": pyspark, "sedona": version, "notes": notes}
 
 
@@ -236,6 +241,8 @@ def main() -> None:
         RESULT.write_text(json.dumps(result, indent=2) + "\n")
         progress(f"wrote {RESULT.relative_to(ROOT)}: wall {json.dumps(result['ratios'])}")
         progress(f"per CPU second: {json.dumps(result['ratios_by_cpu'])}")
+        if not args.no_sedona and result["sedona"].get("error"):
+            sys.exit(f"the Sedona peer could not be measured: {result['sedona']['error']}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -304,7 +311,8 @@ def document(args: argparse.Namespace, times: dict[str, dict], agree: dict[str, 
                  "2 x points / CPU seconds of the whole process tree in its best round, a load-independent estimate "
                  "of the rate on two idle cores (the machine is shared; see load_average). bigbilbao also assigns "
                  "the 8 districts and writes codes, names and boundary_version; baselines compute the barrio index "
-                 "only. agreement is against bigbilbao.spatial.reference_assign (covers; lowest code wins on shared "
+                 "only. agreement is against bigbilbao.spatial.index.reference_assign "
+                 "(covers; lowest code wins on shared "
                  "edges); Sedona's ST_Contains leaves boundary points unassigned.",
     }
 

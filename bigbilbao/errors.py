@@ -31,3 +31,51 @@ class BoundaryError(BigBilbaoError):
 
 class PipelineError(BigBilbaoError):
     """A streaming stage failed or was asked to do something impossible."""
+
+
+class LineageError(BigBilbaoError):
+    """A KPI value cannot be traced back to its messages."""
+
+
+class PopulationError(BigBilbaoError):
+    """The population reference file is malformed."""
+
+
+class GoldInputError(BigBilbaoError):
+    """A gold table handed to the scorecard lacks a column or has naive or misaligned times."""
+
+
+class CatalogueError(BigBilbaoError):
+    """The KPI catalogue is malformed or refers to a feed field that does not exist."""
+
+
+class ScorecardQueryError(BigBilbaoError):
+    """`scorecard show` was asked for a district that does not exist."""
+
+
+class ScorecardViewError(BigBilbaoError):
+    """The scorecard cannot be read for the area or period asked for."""
+
+
+class ScorecardMissingError(BigBilbaoError):
+    """No scorecard has been published into the lakehouse yet."""
+
+
+class PeriodError(BigBilbaoError):
+    """A reporting period was asked for with a naive time or an unknown name."""
+
+
+class SpecError(ContractError):
+    """One problem in a contract, with the dotted key it concerns; contracts.py adds the file name."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key, self.reason = key, reason
+
+
+class CatalogueSpecError(CatalogueError):
+    """One catalogue mistake: the dotted key, why, and the KPI it belongs to (None at the top level)."""
+
+    def __init__(self, key: str, reason: str, kpi: str | None = None) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key, self.reason, self.kpi = key, reason, kpi

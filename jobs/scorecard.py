@@ -4,8 +4,8 @@
         jobs/scorecard.py --config my.yaml [--until-idle] [--set section.key=value ...]
 """
 
-from bigbilbao.exiting import exit_process
-from bigbilbao.submit import main
+from bigbilbao.cli.exiting import exit_process
+from bigbilbao.cli.submit import main
 
 if __name__ == "__main__":
     exit_process(main("scorecard"))

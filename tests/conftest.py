@@ -1,4 +1,9 @@
-"""Shared fixtures: one embedded Kafka broker and one SparkSession for the whole test session."""
+"""Shared fixtures (one embedded Kafka broker and one SparkSession for the whole test session) and the test tiers.
+
+Tiers follow the folders and become markers automatically: `tests/unit` (pure: no JVM, no broker; `./bb test -m
+unit` runs it in under a minute), `tests/spark` (a local SparkSession, no broker) and `tests/e2e` (the broker,
+streaming queries, command-line runs in subprocesses). `./bb test` runs all three.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from bigbilbao.settings import FeedSettings, Settings, load_settings, with_overrides
+from bigbilbao.config.settings import FeedSettings, Settings, load_settings, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
+TIERS = ("unit", "spark", "e2e")
+JVM_FIXTURES = frozenset({"spark", "kafka_bootstrap", "make_settings", "demo_lake"})
 SHARED_DATA = ROOT.parent / "shared" / "data"
 TEST_FEEDS = ("traffic_flow", "incidents", "air_quality")  # one per domain keeps the Kafka tests quick
 
@@ -31,7 +38,7 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(base_settings: Settings) -> Iterator[str]:
     """A real single-node KRaft broker, started from the project's jars, shared by all tests."""
-    from bigbilbao import broker
+    from bigbilbao.infra import broker
 
     info, _ = broker.start(base_settings)
     yield info.bootstrap
@@ -41,7 +48,7 @@ def kafka_bootstrap(base_settings: Settings) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def spark(base_settings: Settings):  # noqa: ANN201
     """The one SparkSession of the test session."""
-    from bigbilbao.session import build_spark
+    from bigbilbao.infra.spark_session import build_spark
 
     session = build_spark(base_settings)
     yield session
@@ -68,6 +75,20 @@ def make_settings(base_settings: Settings, kafka_bootstrap: str, tmp_path: Path)
         return dataclasses.replace(settings, feeds=configured)
 
     return factory
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its folder's tier; a unit test asking for a JVM fixture is a collection error."""
+    for item in items:
+        tier = next((part for part in Path(str(item.fspath)).relative_to(ROOT / "tests").parts if part in TIERS), None)
+        if tier is None:
+            msg = f"{item.nodeid} is outside tests/unit, tests/spark and tests/e2e; put it in its tier's folder."
+            raise pytest.UsageError(msg)
+        item.add_marker(getattr(pytest.mark, tier))
+        needs_jvm = JVM_FIXTURES.intersection(item.fixturenames)
+        if tier == "unit" and needs_jvm:
+            msg = f"{item.nodeid} uses {sorted(needs_jvm)}, which start a JVM; move it to tests/spark or tests/e2e."
+            raise pytest.UsageError(msg)
 
 
 # Work in progress, committed so it is not lost, not yet collected: silver end to end (one of its

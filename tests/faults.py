@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -17,18 +18,22 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
-from bigbilbao import kafka_clients, kpis, producer, publish, read
+from bigbilbao.config.settings import Settings
 from bigbilbao.errors import PipelineError
-from bigbilbao.settings import Settings
-from tests.test_cluster import PROCESSING_TIME_KPIS, VOLATILE
+from bigbilbao.feeds import producer
+from bigbilbao.infra import kafka_clients
+from bigbilbao.scorecard.catalogue import load_catalogue
+from bigbilbao.stages import publish
+from bigbilbao.tables import read
+from tests.e2e.test_cluster import PROCESSING_TIME_KPIS, VOLATILE
 
 LAYERS = ("bronze", "silver", "quality", "gold")
 # Bookkeeping of how the stream was cut into micro-batches, not what it computed.
 BATCHING_TABLES = {("gold", "watermarks"), ("quality", "dq_metrics")}
 # Published "as of" the wall clock: two runs compare only at one shared moment (periods end at the hour).
 SCORECARD_TABLES = {("gold", "scorecard"), ("gold", "scorecard_scores")}
-# A stage's log line for a committed micro-batch (bigbilbao.ingest / silver / gold).
-COMMITTED = re.compile(r"INFO bigbilbao\.(ingest|silver|gold): .*batch \d+")
+# A stage's log line for a committed micro-batch (loggers bigbilbao.stages.ingest / silver / gold).
+COMMITTED = re.compile(r"INFO bigbilbao\.stages\.(ingest|silver|gold): .*batch \d+")
 
 
 def start_app(config: Path, log: Path, *extra: str, stage: str = "all") -> subprocess.Popen:
@@ -41,10 +46,8 @@ def start_app(config: Path, log: Path, *extra: str, stage: str = "all") -> subpr
 
 def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL the application and every child (Python driver and Spark JVM) at once, and reap it."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=60)
 
 
@@ -125,7 +128,7 @@ def differing_tables(left_settings: Settings, right_settings: Settings) -> dict[
     do the perspective and overall scores.
     """
     moment = datetime.now(timezone.utc)
-    catalogue = kpis.load_catalogue()
+    catalogue = load_catalogue()
     steady = tuple(kpi for kpi in catalogue.kpis if kpi.id not in PROCESSING_TIME_KPIS)
     catalogue = dataclasses.replace(catalogue, kpis=steady)
     for settings in (left_settings, right_settings):

@@ -14,13 +14,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from bigbilbao import aggregate, gold
-from bigbilbao.contracts import Contract, load_contracts
-from bigbilbao.gold_tables import TABLES, gold_path
-from bigbilbao.kpi_model import Catalogue
-from bigbilbao.kpis import load_catalogue
-from bigbilbao.read import table_path
-from bigbilbao.settings import FeedSettings, Settings, with_overrides
+from bigbilbao.config.settings import FeedSettings, Settings, with_overrides
+from bigbilbao.contracts.loader import load_contracts
+from bigbilbao.contracts.model import Contract
+from bigbilbao.scorecard.catalogue import load_catalogue
+from bigbilbao.scorecard.kpi_model import Catalogue
+from bigbilbao.stages import gold, gold_aggregate
+from bigbilbao.stages.gold_tables import TABLES, gold_path
+from bigbilbao.tables.read import table_path
 
 UTC = timezone.utc
 DAY = datetime(2025, 6, 10, tzinfo=UTC)
@@ -116,5 +117,5 @@ def feed_writer(settings: Settings, contract: Contract, query_id: str, raised: l
     checkpoint = settings.checkpoint_path / "gold" / contract.feed
     checkpoint.mkdir(parents=True, exist_ok=True)
     (checkpoint / "metadata").write_text(json.dumps({"id": query_id}))
-    fields = aggregate.gold_fields(catalogue or load_catalogue(), contract.feed)
+    fields = gold_aggregate.gold_fields(catalogue or load_catalogue(), contract.feed)
     return gold.FeedWriter(settings, contract, checkpoint, fields, on_alerts=raised.extend)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from bigbilbao.population import Population
+from bigbilbao.scorecard.population import Population
 
 AS_OF = dt.datetime(2025, 3, 8, tzinfo=dt.timezone.utc)  # reports the day 2025-03-07 (UTC)
 CITY = "48020"

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from bigbilbao import simulate
-from bigbilbao.contracts import Contract, FieldSpec
+from bigbilbao.contracts.model import Contract, FieldSpec
+from bigbilbao.contracts.ngsi import parse_datetime, to_key_values, to_normalized_v2, unit_codes
+from bigbilbao.contracts.rules import _number, _positions, check_event
 from bigbilbao.errors import ContractError
-from bigbilbao.ngsi import parse_datetime, to_key_values, to_normalized_v2, unit_codes
-from bigbilbao.rules import _number, _positions, check_event
+from bigbilbao.feeds import simulator
 
 BASE = datetime(2026, 3, 28, 22, 0, tzinfo=timezone.utc)  # the streams cross Madrid's switch to summer time
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -192,9 +192,9 @@ def odd_messages(contract: Contract, events: list[dict[str, Any]], count: int, s
 
 def simulated(seed: int = 7, per_feed: int = 40) -> dict[str, list[bytes]]:
     """Simulated messages of all 12 feeds with 30 % dirt, in keyValues, normalized and mixed form."""
-    by_feed: dict[str, list[bytes]] = {feed: [] for feed in simulate.FEEDS}
-    for offset, form in enumerate(simulate.FORMS):
-        for message in simulate.simulate(None, per_feed * len(by_feed), seed + offset, 0.3, BASE, form=form):
+    by_feed: dict[str, list[bytes]] = {feed: [] for feed in simulator.FEEDS}
+    for offset, form in enumerate(simulator.FORMS):
+        for message in simulator.simulate(None, per_feed * len(by_feed), seed + offset, 0.3, BASE, form=form):
             by_feed[message.feed].append(message.payload)
     return by_feed
 

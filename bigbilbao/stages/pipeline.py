@@ -1,0 +1,174 @@
+"""Wires the stages together; jobs/ and the CLI call only this module."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from bigbilbao import contracts
+from bigbilbao.config.settings import Settings
+from bigbilbao.errors import PipelineError
+from bigbilbao.infra import kafka_clients
+from bigbilbao.infra.spark_session import build_spark
+from bigbilbao.stages import gold, ingest, publish, silver
+from bigbilbao.tables import catalog
+
+log = logging.getLogger(__name__)
+
+STAGES = ("ingest", "silver", "gold", "scorecard")
+STREAMING_STAGES = ("ingest", "silver", "gold")
+PUBLISH_EVERY_S = 60.0  # how often a continuous run republishes the scorecard
+STALL_WARN_S = 30.0  # a trigger this long getting Kafka offsets means the broker is unreachable
+STALL_CHECK_S = 5.0
+
+
+def feed_contracts(settings: Settings) -> dict[str, contracts.Contract]:
+    """Contracts of the enabled feeds; a feed without a contract fails at start-up."""
+    available = contracts.load_contracts()
+    missing = [f.name for f in settings.enabled_feeds if f.name not in available]
+    if missing:
+        msg = f"Feeds {missing} have no contract in schemas/; known feeds: {sorted(available)}."
+        raise PipelineError(msg)
+    return {f.name: available[f.name] for f in settings.enabled_feeds}
+
+
+def start_stage(spark: SparkSession, settings: Settings, stage: str, bootstrap: str,
+                until_idle: bool) -> list[StreamingQuery]:
+    """Start one streaming stage and return its queries."""
+    feeds = feed_contracts(settings)
+    if stage == "ingest":
+        return [ingest.start_ingest(spark, settings, feeds, bootstrap, until_idle)]
+    if stage == "silver":
+        ingest.ensure_bronze_tables(spark, settings, feeds)
+        return silver.start_silver(spark, settings, feeds, until_idle)
+    if stage == "gold":
+        ingest.ensure_bronze_tables(spark, settings, feeds)
+        silver.ensure_silver_tables(spark, settings, feeds)
+        alerts = lambda rows: publish.publish_alerts(settings, bootstrap, rows)  # noqa: E731
+        return gold.start_gold(spark, settings, feeds, until_idle, on_alerts=alerts)
+    msg = f"Unknown stage '{stage}'; choose one of {', '.join(STAGES)} or 'all'."
+    raise PipelineError(msg)
+
+
+def publish_scorecard(settings: Settings) -> None:
+    """The scorecard stage: a batch step over gold, as of now."""
+    publish.publish_scorecard(None, settings, as_of=datetime.now(timezone.utc))
+
+
+def run(settings: Settings, stage: str = "all", until_idle: bool = False, master: str | None = None,
+        spark: SparkSession | None = None) -> None:
+    """Run stages until Kafka is drained (until_idle) or until SIGTERM/Ctrl-C stops them gracefully."""
+    if stage not in (*STAGES, "all"):
+        msg = f"Unknown stage '{stage}'; choose one of {', '.join(STAGES)} or 'all'."
+        raise PipelineError(msg)
+    stages = STAGES if stage == "all" else (stage,)
+    streams = [name for name in stages if name in STREAMING_STAGES]
+    if not streams:
+        publish_scorecard(settings)
+        return
+    with kafka_clients.bootstrap_servers(settings) as bootstrap:
+        kafka_clients.ensure_topics(settings, bootstrap)
+        spark = spark or build_spark(settings, master)
+        if until_idle:
+            for name in streams:
+                _await(start_stage(spark, settings, name, bootstrap, until_idle=True))
+        else:
+            queries = [q for name in streams for q in start_stage(spark, settings, name, bootstrap, until_idle=False)]
+            tick = (lambda: publish_scorecard(settings)) if "scorecard" in stages else None
+            _await(queries, tick)
+    if "scorecard" in stages:
+        publish_scorecard(settings)
+    catalog.apply_properties(settings.lakehouse_path, settings)
+
+
+def _await(queries: list[StreamingQuery], tick: Callable[[], None] | None = None) -> None:
+    """Wait for the queries, calling `tick` every PUBLISH_EVERY_S; a failure or SIGTERM/Ctrl-C stops them all."""
+    last = checked = time.monotonic()
+    watch = KafkaStallWatch()
+    with _stop_on_signal(queries):
+        while any(q.isActive for q in queries) and not _failures(queries):
+            time.sleep(0.5)
+            if time.monotonic() - checked >= STALL_CHECK_S:
+                watch.check(queries)
+                checked = time.monotonic()
+            if tick is not None and time.monotonic() - last >= PUBLISH_EVERY_S:
+                tick()
+                last = time.monotonic()
+    failures = _failures(queries)
+    for query in queries:
+        if query.isActive:
+            query.stop()
+    if failures:
+        query = failures[0]
+        text = str(query.exception())
+        hint = (" Kafka was unreachable; once it answers, run the stage again: it resumes from its checkpoint."
+                if "org.apache.kafka" in text else "")
+        msg = f"Streaming query {query.name} failed: {_first_line(text)}{hint}"
+        raise PipelineError(msg)
+
+
+class KafkaStallWatch:
+    """Says so in the log when a query waits for Kafka offsets (broker down) and when it gets them again."""
+
+    def __init__(self) -> None:
+        self.since: dict[str, float] = {}
+        self.warned: set[str] = set()
+
+    def check(self, queries: list[StreamingQuery]) -> None:
+        """Look at each active query's status once; warn once per stall longer than STALL_WARN_S."""
+        now = time.monotonic()
+        for query in queries:
+            name = query.name or str(query.id)
+            waiting = query.isActive and str(query.status.get("message", "")).startswith("Getting offsets from Kafka")
+            if not waiting:
+                if name in self.warned:
+                    log.warning("query %s reached Kafka again after %.0f s; catching up", name, now - self.since[name])
+                self.since.pop(name, None)
+                self.warned.discard(name)
+                continue
+            self.since.setdefault(name, now)
+            if name not in self.warned and now - self.since[name] >= STALL_WARN_S:
+                log.warning("query %s has waited %.0f s for Kafka; check that the broker is up (the query resumes "
+                            "by itself once Kafka answers)", name, now - self.since[name])
+                self.warned.add(name)
+
+
+def _failures(queries: list[StreamingQuery]) -> list[StreamingQuery]:
+    """Queries that terminated with an error."""
+    return [q for q in queries if not q.isActive and q.exception() is not None]
+
+
+def _first_line(text: str) -> str:
+    """The useful sentence of a JVM/Python exception text."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    useful = [ln for ln in lines if "PipelineError" in ln or "BigBilbaoError" in ln]
+    return (useful or lines or ["unknown error"])[0][:500]
+
+
+@contextlib.contextmanager
+def _stop_on_signal(queries: list[StreamingQuery]) -> Iterator[None]:
+    """Turn SIGTERM into a graceful stop of every query while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("signal %d received: stopping after the current micro-batch", signum)
+        for query in queries:
+            threading.Thread(target=query.stop, daemon=True).start()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
