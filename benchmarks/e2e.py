@@ -122,7 +122,7 @@ def _shown(path: Path) -> str:
     return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
 
 
-def measure(args: argparse.Namespace, spark, base, bootstrap: str, work: Path) -> dict:  # noqa: ANN001
+def measure(args: argparse.Namespace, spark, base, bootstrap: str, work: Path) -> dict:
     """Run every part in order and collect the raw measurements."""
     started = time.time()
     python = lake_settings(base, work, "python", bootstrap)
@@ -163,7 +163,7 @@ def measure(args: argparse.Namespace, spark, base, bootstrap: str, work: Path) -
     return result
 
 
-def run_live(args: argparse.Namespace, spark, base, bootstrap: str, work: Path,  # noqa: ANN001
+def run_live(args: argparse.Namespace, spark, base, bootstrap: str, work: Path,
              origin: int) -> tuple[list[dict], dict]:
     """The live steps in their own lakehouse with the 46 barrios, then that lakehouse's books."""
     ingest_s, silver_s, gold_s = (float(x) for x in args.triggers.split(","))
@@ -178,7 +178,7 @@ def run_live(args: argparse.Namespace, spark, base, bootstrap: str, work: Path, 
     return live, books(settings.lakehouse_path, FEED, end_offsets(bootstrap, settings.enabled_feeds[0].topic_name))
 
 
-def run_drain(args: argparse.Namespace, spark, base, bootstrap: str, work: Path, name: str,  # noqa: ANN001
+def run_drain(args: argparse.Namespace, spark, base, bootstrap: str, work: Path, name: str,
               origin: int) -> tuple[dict, dict]:
     """Pre-produce one configuration's backlog, (main only) copy it plainly, then drain it through the stages."""
     sensors, layer = CONFIGS[name]

@@ -109,7 +109,7 @@ def produce(feed: Feed, first: int, count: int, rate: float | None = None, worke
 
 
 @functools.cache
-def _consumer(bootstrap: str):  # noqa: ANN202 - a KafkaConsumer, kept for the whole run
+def _consumer(bootstrap: str):
     from kafka import KafkaConsumer
 
     return KafkaConsumer(bootstrap_servers=bootstrap.split(","), client_id="bigbilbao-bench-offsets")

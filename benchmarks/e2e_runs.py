@@ -93,7 +93,7 @@ class PacedProducer:
 
 
 def live_steps(spark: SparkSession, settings: Settings, bootstrap: str, rates: list[int], seconds: float,
-               sensors: int, base: int, drain_cap_s: float, progress, step_events: int) -> list[dict]:  # noqa: ANN001
+               sensors: int, base: int, drain_cap_s: float, progress, step_events: int) -> list[dict]:
     """Every stage streaming at once while the producer offers each rate; lag, catch-up, latency.
 
     A step lasts `seconds`, shortened so it offers at most `step_events`; afterwards the streams are

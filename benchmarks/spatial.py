@@ -81,7 +81,7 @@ def naive_udf(df: DataFrame, wkb: list[bytes], strtree: bool = False) -> DataFra
     """Row-at-a-time Python UDF: one shapely Point per row, then a `covers` loop (or one STRtree query) per row."""
     state: dict[str, object] = {}
 
-    def assign(lon, lat):  # noqa: ANN001, ANN202 - untyped, so pyspark does not try to infer a pandas/Arrow UDF
+    def assign(lon, lat):
         if "polygons" not in state:
             state["polygons"] = list(shapely.from_wkb(wkb))
             state["tree"] = shapely.STRtree(state["polygons"])
@@ -99,7 +99,7 @@ def naive_udf(df: DataFrame, wkb: list[bytes], strtree: bool = False) -> DataFra
 def vectorised_udf(df: DataFrame, wkb: list[bytes]) -> DataFrame:
     """mapInArrow over every row: one vectorised STRtree query per Arrow batch, lowest covering index wins."""
 
-    def assign(batches):  # noqa: ANN001, ANN202 - Spark calls this with an iterator of RecordBatches
+    def assign(batches):
         tree = shapely.STRtree(shapely.from_wkb(wkb))
         for batch in batches:
             lon, lat = batch.column("lon").to_numpy(), batch.column("lat").to_numpy()

@@ -46,7 +46,7 @@ def kafka_bootstrap(base_settings: Settings) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def spark(base_settings: Settings):  # noqa: ANN201
+def spark(base_settings: Settings):
     """The one SparkSession of the test session."""
     from bigbilbao.infra.spark_session import build_spark
 
@@ -75,6 +75,13 @@ def make_settings(base_settings: Settings, kafka_bootstrap: str, tmp_path: Path)
         return dataclasses.replace(settings, feeds=configured)
 
     return factory
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With `-m unit` alone, the other tiers' folders are not even imported (they load pyspark)."""
+    if config.getoption("markexpr") == "unit" and collection_path.parent == ROOT / "tests":
+        return collection_path.name in ("spark", "e2e") or None
+    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

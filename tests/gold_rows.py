@@ -43,7 +43,7 @@ def settings(base_settings: Settings, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def small_delta_snapshots(spark: SparkSession):  # noqa: ANN201
+def small_delta_snapshots(spark: SparkSession):
     """Delta rebuilds a table's state in 50 tasks by default; two suit these tiny tables (restored afterwards)."""
     before = spark.conf.get(SNAPSHOT_PARTITIONS, None)
     spark.conf.set(SNAPSHOT_PARTITIONS, "2")

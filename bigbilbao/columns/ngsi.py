@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from bigbilbao.columns.variant import kind, py_float
 from bigbilbao.contracts import ngsi
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 ATTRIBUTES = "__attributes"  # map: attribute name -> struct of its staged values
 

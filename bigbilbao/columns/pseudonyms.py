@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from bigbilbao.errors import PipelineError
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 64  # bytes, SHA-256's block
 MIN_KEY_BYTES = 16

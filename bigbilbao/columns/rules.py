@@ -23,7 +23,7 @@ from bigbilbao.columns.variant import NUMERIC_KIND
 from bigbilbao.contracts.model import EVENT_TIME, Contract, Rule
 from bigbilbao.errors import ContractError
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 EVENT = "@event_time"  # column-name key of the event time (cannot clash with a field name)
 NOW = "@now"  # column-name key of the reference time in microseconds (the Kafka timestamp)

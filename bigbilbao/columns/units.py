@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from bigbilbao.columns.variant import INTEGER_KIND, NUMERIC_KIND
 from bigbilbao.contracts.model import FieldSpec, normalise_unit
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 UNKNOWN_UNIT = "unknown_unit"
 

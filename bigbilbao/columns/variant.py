@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from bigbilbao.columns.datetimes import ascii_digits, py_strip
 from bigbilbao.contracts.json_values import MAX_NUMBER_CHARS
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 NUMERIC_KIND = r"^(TINYINT|SMALLINT|INT|BIGINT|FLOAT|DOUBLE|DECIMAL\(\d+,\d+\))$"
 INTEGER_KIND = r"^(TINYINT|SMALLINT|INT|BIGINT)$"

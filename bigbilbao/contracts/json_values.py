@@ -16,7 +16,7 @@ from bigbilbao.errors import ContractError
 if TYPE_CHECKING:
     from bigbilbao.contracts.model import FieldSpec, UnitConversion
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 NUMBER = (int, float)
 MAX_NUMBER_CHARS = 1000  # a longer string is no sensor's number, and regex engines should not walk it

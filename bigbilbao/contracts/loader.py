@@ -32,7 +32,7 @@ from bigbilbao.contracts.model import (
 from bigbilbao.contracts.rules import IMPLICIT_RULES, check_keys, parse_rule
 from bigbilbao.errors import ContractError, SpecError
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 DOMAINS = ("mobility", "safety", "sustainability")
 TOP_KEYS: dict[str, tuple[Any, bool]] = {
@@ -74,7 +74,7 @@ def load_contracts(directory: Path | str | None = None) -> dict[str, Contract]:
             message = f"{path.name}: key 'feed': feed {contract.feed!r} is already defined by {first}"
             raise ContractError(message)
         contracts[contract.feed] = contract
-    logger.debug("loaded %d feed contracts from %s", len(contracts), root)
+    log.debug("loaded %d feed contracts from %s", len(contracts), root)
     return contracts
 
 

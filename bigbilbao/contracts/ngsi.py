@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 # NGSI-LD attribute types and, for each, the member holding the attribute's keyValues value.
 LD_VALUE_MEMBER = {
@@ -174,7 +174,7 @@ def _geo_point(text: str) -> dict[str, Any] | str:
     try:
         lat, lon = (float(part) for part in parts)
     except ValueError:
-        logger.debug("geo:point %r is not 'lat, lon'; kept as text", text)
+        log.debug("geo:point %r is not 'lat, lon'; kept as text", text)
         return text
     return {"type": "Point", "coordinates": [lon, lat]}
 

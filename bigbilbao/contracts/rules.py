@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from bigbilbao.contracts.model import Contract
 
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 ACTIONS = ("warn", "quarantine", "fail")
 # Implicit rule of every contract: a present value its field's type cannot hold would reach silver as null.

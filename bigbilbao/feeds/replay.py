@@ -32,7 +32,7 @@ from bigbilbao.contracts.model import Contract, normalise_unit
 from bigbilbao.contracts.ngsi import format_datetime, parse_datetime
 from bigbilbao.errors import BigBilbaoError
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 BILBAO_TZ = "Europe/Madrid"
 MISSING = frozenset({"", "sin datos", "-", "n/d", "nd", "null", "nan"})
@@ -67,7 +67,7 @@ def decimal(text: str | None) -> float | None:
     try:
         return float(cleaned)
     except ValueError:
-        logger.debug("not a number: %r", text)
+        log.debug("not a number: %r", text)
         return None
 
 
@@ -240,7 +240,7 @@ def _pollutant_columns(header: list[str], contract: Contract) -> dict[int, str]:
         if attribute in contract.fields:
             columns[index] = attribute
         elif key not in ("hora", "hour", "ordua", "time"):
-            logger.debug("air-quality column %r is not in the contract; skipped", name)
+            log.debug("air-quality column %r is not in the contract; skipped", name)
     return columns
 
 
@@ -284,6 +284,6 @@ def replay(events: Iterable[ReplayEvent], send: Callable[[str, dict[str, Any]], 
                 sleep(gap)
         send(item.feed, item.event)
         previous = item.published_at
-    logger.info("replayed %d events", len(ordered))
+    log.info("replayed %d events", len(ordered))
     return len(ordered)
 

@@ -32,7 +32,7 @@ from bigbilbao.contracts.ngsi import format_datetime, parse_datetime, to_normali
 from bigbilbao.errors import BigBilbaoError
 from bigbilbao.feeds import sensors
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 FEEDS = tuple(sensors.MODELS)
 DIRTY_KINDS = ("bad_json", "out_of_range", "duplicate", "late")

@@ -56,7 +56,7 @@ from bigbilbao.scorecard.kpi_model import (
 
 __all__ = ["Catalogue", "CatalogueError", "Kpi", "catalogue_version", "load_catalogue", "parse_catalogue"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 DEFAULT_CATALOGUE = Path(__file__).resolve().parents[1] / "resources" / "kpis.yaml"
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -81,7 +81,7 @@ def load_catalogue(path: Path | str | None = None, contracts: Mapping[str, Contr
     path = Path(path) if path is not None else DEFAULT_CATALOGUE
     raw = read_yaml(path, CatalogueError)
     parsed = parse_catalogue(raw, contracts if contracts is not None else load_contracts(), path.name)
-    logger.debug("loaded %d KPIs from %s (version %s)", len(parsed.kpis), path, parsed.version)
+    log.debug("loaded %d KPIs from %s (version %s)", len(parsed.kpis), path, parsed.version)
     return Catalogue(parsed.version, parsed.perspectives, parsed.kpis, parsed.eaqi, path)
 
 

@@ -79,7 +79,7 @@ from bigbilbao.scorecard.population import BARRIO, CITY, DISTRICT, Population, l
 from bigbilbao.scorecard.scoring import judge, roll_up
 from bigbilbao.scorecard.statistics import Context, measure
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 KPI_COLUMNS = ["kpi_id", "perspective", "area_level", "area_code", "period", "period_start", "period_end", "value",
                "unit", "target", "status", "score", "trend", "delta", "previous_value", "exceedances_used",
@@ -108,7 +108,7 @@ def compute_scorecard(catalogue: Catalogue, gold_hourly: pd.DataFrame | None, *,
             for row in _kpi_rows(kpi, period, ctx, k, suppress_zero)]
     kpis = _typed(pd.DataFrame(rows, columns=KPI_COLUMNS).assign(catalogue_version=catalogue.version,
                                                                  boundary_version=boundary_version))
-    logger.info("scorecard: %d KPI rows for %d areas as of %s", len(kpis), len(ctx.areas), as_of.isoformat())
+    log.info("scorecard: %d KPI rows for %d areas as of %s", len(kpis), len(ctx.areas), as_of.isoformat())
     return Scorecard(kpis, roll_up(kpis, catalogue))
 
 

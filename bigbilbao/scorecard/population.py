@@ -19,7 +19,7 @@ from typing import Any
 from bigbilbao.config.loader import read_yaml
 from bigbilbao.errors import PopulationError
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 DEFAULT_POPULATION = Path(__file__).resolve().parents[1] / "resources" / "population.yaml"
 CITY, DISTRICT, BARRIO = "city", "district", "barrio"
@@ -53,7 +53,7 @@ def load_population(path: Path | str | None = None) -> Population:
     raw = read_yaml(path, PopulationError)
     population = parse_population(raw, path.name)
     if not population.verified:
-        logger.info("population figures from %s (%s) are not verified yet", path.name, population.reference_date)
+        log.info("population figures from %s (%s) are not verified yet", path.name, population.reference_date)
     return population
 
 

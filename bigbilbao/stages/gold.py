@@ -47,11 +47,13 @@ from bigbilbao.stages.gold_tables import (
     HOURLY,
     LATE_EVENTS,
     WINDOWS,
+    Span,
     collect_rows,
     committed,
     ensure_gold_tables,
     exists,
     gold_path,
+    in_span,
     last_watermark,
     merge_into,
     micros_literal,
@@ -64,6 +66,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WATERMARK = timedelta(hours=2)
 HOUR_US = 3_600_000_000
+DAY_US = 24 * HOUR_US
 AlertSink = Callable[[list[dict[str, Any]]], None]
 
 
@@ -194,7 +197,7 @@ class FeedWriter(_Writer):
             hourly = restated_hours(spark, self.settings, self.contract, self.fields, keys, span, late).persist()
             try:
                 merge_into(spark, HOURLY, gold_path(self.settings, HOURLY), hourly, [self.feed],
-                           self.txn("hourly", self.feed, batch_id))
+                           self.txn("hourly", self.feed, batch_id), Span("hour_start", span[0], span[1] + HOUR_US))
                 if self.rules and not hourly.filter(self.above_a_threshold()).isEmpty():
                     self.raise_alerts(spark, keys, span, batch_id)
             finally:
@@ -202,12 +205,14 @@ class FeedWriter(_Writer):
         if self.window_fields:
             rows = restated_windows(spark, self.settings, self.contract, self.window_fields, batch, span, mark,
                                     self.city_code)
+            first_day = span[0] - span[0] % DAY_US  # a day window starts at most this early
             merge_into(spark, WINDOWS, gold_path(self.settings, WINDOWS), rows, [self.feed],
-                       self.txn("windows", self.feed, batch_id))
+                       self.txn("windows", self.feed, batch_id), Span("window_start", first_day, span[1] + HOUR_US))
         if self.fields["events"]:
             rows = gold_aggregate.events(batch, self.contract, self.fields["events"])
             merge_into(spark, EVENTS, gold_path(self.settings, EVENTS), rows.withColumn("updated_at",
-                       F.current_timestamp()), [self.feed], self.txn("events", self.feed, batch_id))
+                       F.current_timestamp()), [self.feed], self.txn("events", self.feed, batch_id),
+                       Span("event_time", span[0], span[1] + HOUR_US))
 
     def watermark(self, stats: BatchStats, batch_id: int) -> int | None:
         """This batch's watermark (epoch µs), recorded once with the running max event time; None before any data."""
@@ -251,7 +256,7 @@ class FeedWriter(_Writer):
         """Alerts of the touched sensors' hours not raised before: hand them to on_alerts, then record them."""
         reach = (max(rule.hours for rule in self.rules) - 1) * HOUR_US
         sensors = keys.select(F.col("entity_id").alias("sensor_id")).distinct()
-        near = (F.col("feed") == self.feed) & F.unix_micros("hour_start").between(span[0] - reach, span[1] + reach)
+        near = (F.col("feed") == self.feed) & in_span(F.col("hour_start"), span[0] - reach, span[1] + reach + 1)
         hours = (spark.read.format("delta").load(str(gold_path(self.settings, HOURLY))).filter(near)
                  .join(F.broadcast(sensors), on="sensor_id", how="left_semi"))
         known = spark.read.format("delta").load(str(gold_path(self.settings, ALERTS))).filter(near).select("alert_id")

@@ -17,7 +17,7 @@ from bigbilbao.config.settings import Settings
 from bigbilbao.contracts.model import EVENT_TIME, Contract
 from bigbilbao.stages import gold_aggregate, gold_windows
 from bigbilbao.stages.gold_aggregate import area_code, hour_of, kpi_rows, located
-from bigbilbao.stages.gold_tables import QUALITY, exists, gold_path, merge_into
+from bigbilbao.stages.gold_tables import QUALITY, Span, exists, gold_path, in_span, merge_into
 from bigbilbao.tables.read import table_path
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def silver_between(spark: SparkSession, settings: Settings, feed: str, lo: int, 
     path = table_path(settings.lakehouse_path, "silver", feed)
     if not exists(path):
         return spark.createDataFrame([], _EMPTY_SILVER)
-    return spark.read.format("delta").load(str(path)).filter(F.unix_micros(F.col(EVENT_TIME)).between(lo, hi - 1))
+    return spark.read.format("delta").load(str(path)).filter(in_span(F.col(EVENT_TIME), lo, hi))
 
 
 def restated_hours(spark: SparkSession, settings: Settings, contract: Contract, fields: Mapping[str, tuple[str, ...]],
@@ -77,7 +77,9 @@ def refresh_quality(spark: SparkSession, settings: Settings, feed: str, hours: D
         return
     wanted = F.broadcast(hours.filter(F.col("hour_start").isNotNull()).distinct())
     quarantine_path = table_path(settings.lakehouse_path, "quality", "quarantine")
-    quarantine = (spark.read.format("delta").load(str(quarantine_path)).filter(F.col("feed") == feed)
+    arrived = (in_span(F.col("kafka_timestamp"), lo, hi + HOUR_US)
+               | (F.col("kafka_timestamp").isNull() & in_span(F.col("ingested_at"), lo, hi + HOUR_US)))
+    quarantine = (spark.read.format("delta").load(str(quarantine_path)).filter((F.col("feed") == feed) & arrived)
                   if exists(quarantine_path) else spark.createDataFrame([], _EMPTY_QUARANTINE))
     silver = (silver_between(spark, settings, feed, lo, hi + HOUR_US)
               .withColumn("hour_start", hour_of(F.col(EVENT_TIME))).join(wanted, on="hour_start", how="left_semi"))
@@ -85,4 +87,4 @@ def refresh_quality(spark: SparkSession, settings: Settings, feed: str, hours: D
                                                                                    how="left_semi")
     rows = (gold_aggregate.quality(silver.withColumn("feed", F.lit(feed)), quarantine)
             .withColumn("updated_at", F.current_timestamp()))
-    merge_into(spark, QUALITY, gold_path(settings, QUALITY), rows, [feed], txn)
+    merge_into(spark, QUALITY, gold_path(settings, QUALITY), rows, [feed], txn, Span("hour_start", lo, hi + HOUR_US))

@@ -12,8 +12,10 @@ Tables under <lakehouse>/gold (partitioned by feed unless noted; plain Delta, re
   watermarks   (not partitioned) per feed, query and micro-batch: the watermark used and the running max event time
 A MERGE is idempotent twice over: Delta skips a (txnAppId, txnVersion) it has committed, and a matched
 row is rewritten only when its values change, so recomputing the same rows changes nothing. Every MERGE
-names its feeds' partitions, so per-feed writers never conflict; a conflict that still happens (the
-quarantine writer and a feed writer on gold/quality) is retried, which is safe because sources are recomputed.
+names its feeds' partitions and, where the key has a time, the time range the batch touched (`Span`), so
+Delta reads only the files whose statistics overlap it: what a batch reads follows what it touched, not
+the table's history. Per-feed writers never conflict; a conflict that still happens (the quarantine
+writer and a feed writer on gold/quality) is retried, which is safe because sources are recomputed.
 """
 
 from __future__ import annotations
@@ -145,12 +147,19 @@ def arrow_schema(schema: T.StructType) -> pa.Schema:
 
 
 def merge_into(spark: SparkSession, table: GoldTable, path: Path, rows: DataFrame, feeds: Sequence[str],
-               txn: tuple[str, int] | None = None) -> None:
-    """MERGE rows (of `feeds` only) on the table's key: insert new keys, rewrite matched rows whose values changed."""
+               txn: tuple[str, int] | None = None, within: Span | None = None) -> None:
+    """MERGE rows (of `feeds` only) on the table's key: insert new keys, rewrite matched rows whose values changed.
+
+    `within` (a key column and an epoch-µs range [lo, hi) holding that column of every source row) confines
+    the target side to those times, so Delta reads only the files whose statistics overlap them: a batch's
+    cost follows what it touched, not the table's history. Target rows with a null there stay matchable.
+    """
     if committed(path, txn):
         log.info("gold/%s: transaction %s already committed (a replayed batch); skipped", table.name, txn)
         return
     on = F.col("t.feed").isin(*feeds)
+    if within is not None:
+        on = on & (in_span(F.col(f"t.{within.column}"), within.lo, within.hi) | F.col(f"t.{within.column}").isNull())
     for key in table.key:
         on = on & F.col(f"t.{key}").eqNullSafe(F.col(f"s.{key}"))
     source = rows.select(*table.columns)
@@ -203,6 +212,24 @@ def collect_rows(frame: DataFrame, table: GoldTable) -> list[dict[str, Any]]:
     stamps = {f.name for f in table.schema.fields if isinstance(f.dataType, T.TimestampType)}
     rows = frame.select(*[F.unix_micros(c).alias(c) if c in stamps else F.col(c) for c in table.columns]).collect()
     return [{k: (utc(v) if k in stamps else v) for k, v in row.asDict().items()} for row in rows]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A time column and the epoch-µs range [lo, hi) its values fall in."""
+
+    column: str
+    lo: int
+    hi: int
+
+
+def in_span(column: Column, lo: int, hi: int) -> Column:
+    """`lo <= column < hi` (epoch µs) as comparisons of the plain column with timestamp literals.
+
+    A predicate on the column itself (not on a function of it, such as unix_micros) is what Delta's data
+    skipping compares with each file's min/max statistics, so a read or MERGE skips the files outside it.
+    """
+    return (column >= F.lit(utc(lo))) & (column < F.lit(utc(hi)))
 
 
 def micros_literal(value: int | None) -> Column:

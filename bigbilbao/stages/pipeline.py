@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import signal
 import threading
@@ -19,7 +20,7 @@ from bigbilbao.config.settings import Settings
 from bigbilbao.errors import PipelineError
 from bigbilbao.infra import kafka_clients
 from bigbilbao.infra.spark_session import build_spark
-from bigbilbao.stages import gold, ingest, publish, silver
+from bigbilbao.stages import gold, ingest, progress, publish, silver
 from bigbilbao.tables import catalog
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 STAGES = ("ingest", "silver", "gold", "scorecard")
 STREAMING_STAGES = ("ingest", "silver", "gold")
 PUBLISH_EVERY_S = 60.0  # how often a continuous run republishes the scorecard
+REPORT_EVERY_S = 60.0  # how often a continuous run logs one progress line per query
 STALL_WARN_S = 30.0  # a trigger this long getting Kafka offsets means the broker is unreachable
 STALL_CHECK_S = 5.0
 
@@ -59,6 +61,13 @@ def start_stage(spark: SparkSession, settings: Settings, stage: str, bootstrap: 
     raise PipelineError(msg)
 
 
+def check_before_start(settings: Settings, streams: list[str]) -> None:
+    """Every setting the streams need that Spark would otherwise find missing only after ~15 s of start-up."""
+    feeds = feed_contracts(settings)
+    if "silver" in streams and any(contract.pseudonymised_fields() for contract in feeds.values()):
+        settings.pseudonym_key()
+
+
 def publish_scorecard(settings: Settings) -> None:
     """The scorecard stage: a batch step over gold, as of now."""
     publish.publish_scorecard(None, settings, as_of=datetime.now(timezone.utc))
@@ -75,6 +84,7 @@ def run(settings: Settings, stage: str = "all", until_idle: bool = False, master
     if not streams:
         publish_scorecard(settings)
         return
+    check_before_start(settings, streams)
     with kafka_clients.bootstrap_servers(settings) as bootstrap:
         kafka_clients.ensure_topics(settings, bootstrap)
         spark = spark or build_spark(settings, master)
@@ -92,7 +102,7 @@ def run(settings: Settings, stage: str = "all", until_idle: bool = False, master
 
 def _await(queries: list[StreamingQuery], tick: Callable[[], None] | None = None) -> None:
     """Wait for the queries, calling `tick` every PUBLISH_EVERY_S; a failure or SIGTERM/Ctrl-C stops them all."""
-    last = checked = time.monotonic()
+    last = checked = reported = time.monotonic()
     watch = KafkaStallWatch()
     with _stop_on_signal(queries):
         while any(q.isActive for q in queries) and not _failures(queries):
@@ -100,6 +110,9 @@ def _await(queries: list[StreamingQuery], tick: Callable[[], None] | None = None
             if time.monotonic() - checked >= STALL_CHECK_S:
                 watch.check(queries)
                 checked = time.monotonic()
+            if time.monotonic() - reported >= REPORT_EVERY_S:
+                report_progress(queries)
+                reported = time.monotonic()
             if tick is not None and time.monotonic() - last >= PUBLISH_EVERY_S:
                 tick()
                 last = time.monotonic()
@@ -114,6 +127,18 @@ def _await(queries: list[StreamingQuery], tick: Callable[[], None] | None = None
                 if "org.apache.kafka" in text else "")
         msg = f"Streaming query {query.name} failed: {_first_line(text)}{hint}"
         raise PipelineError(msg)
+
+
+def report_progress(queries: list[StreamingQuery]) -> None:
+    """One INFO line per active query: rows in over the last minute, processing rate, lag, last batch."""
+    now = datetime.now(timezone.utc)
+    for query in queries:
+        if not query.isActive:
+            continue
+        reports = [json.loads(p.json) if hasattr(p, "json") else dict(p) for p in query.recentProgress]
+        line = progress.summary_line(query.name or str(query.id), reports, now)
+        if line is not None:
+            log.info("%s", line)
 
 
 class KafkaStallWatch:

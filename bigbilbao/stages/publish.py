@@ -28,7 +28,7 @@ from bigbilbao.scorecard.catalogue import load_catalogue
 from bigbilbao.scorecard.compute import compute_scorecard
 from bigbilbao.scorecard.kpi_model import Catalogue
 from bigbilbao.scorecard.population import Population
-from bigbilbao.scorecard.store import (  # noqa: F401  (the table contracts are part of this API)
+from bigbilbao.scorecard.store import (
     SCORECARD,
     SCORECARD_KEY,
     SCORECARD_SCHEMA,

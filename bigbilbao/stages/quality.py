@@ -34,7 +34,7 @@ from bigbilbao.contracts.rules import WRONG_TYPE
 from bigbilbao.errors import PipelineError
 from bigbilbao.stages import ingest
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 PARSE_ERROR = "parse_error"
 BRONZE = "__bronze"

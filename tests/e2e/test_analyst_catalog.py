@@ -45,7 +45,7 @@ def test_unknown_classification_is_one_sentence(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_pipeline_leaves_the_declared_properties_on_every_table(demo_lake: DemoLake) -> None:  # noqa: F811
+def test_pipeline_leaves_the_declared_properties_on_every_table(demo_lake: DemoLake) -> None:
     settings = load_settings(demo_lake.config, environ={})
     proc = run_cli("catalog", "--format", "json", "--config", str(demo_lake.config), timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -64,7 +64,7 @@ def test_pipeline_leaves_the_declared_properties_on_every_table(demo_lake: DemoL
 
 
 @pytest.mark.integration
-def test_pass_rate_matches_the_quarantine(demo_lake: DemoLake) -> None:  # noqa: F811
+def test_pass_rate_matches_the_quarantine(demo_lake: DemoLake) -> None:
     lake = demo_lake.lakehouse
     quarantine = read.read_pandas(lake, "quality", "quarantine", ["feed"])["feed"].value_counts()
     rates = catalog.dq_pass_rates(lake)
@@ -76,7 +76,7 @@ def test_pass_rate_matches_the_quarantine(demo_lake: DemoLake) -> None:  # noqa:
 
 
 @pytest.mark.integration
-def test_settings_change_rewrites_properties_once(demo_lake: DemoLake, tmp_path: Path) -> None:  # noqa: F811
+def test_settings_change_rewrites_properties_once(demo_lake: DemoLake, tmp_path: Path) -> None:
     lake = tmp_path / "lakehouse"
     shutil.copytree(demo_lake.lakehouse, lake, ignore=shutil.ignore_patterns("_broker", "_checkpoints"))
     settings = with_overrides(load_settings(demo_lake.config, environ={}), lakehouse={"path": str(lake)})
@@ -91,7 +91,7 @@ def test_settings_change_rewrites_properties_once(demo_lake: DemoLake, tmp_path:
 
 
 @pytest.mark.integration
-def test_kpi_value_traces_back_to_kafka_messages(demo_lake: DemoLake) -> None:  # noqa: F811
+def test_kpi_value_traces_back_to_kafka_messages(demo_lake: DemoLake) -> None:
     lake = demo_lake.lakehouse
     trace = lineage.trace(lake, "traffic_intensity", "Bilbao", "month")
     assert len(trace.gold) == trace.row["n"] > 0, "one gold row per sensor-hour the KPI counted"

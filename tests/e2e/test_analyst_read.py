@@ -29,7 +29,7 @@ def canonical(table: pa.Table) -> list[str]:
     return sorted(repr(row) for row in zip(*columns)) if columns else []
 
 
-def spark_table(spark, path: Path, version: int | None = None) -> pa.Table:  # noqa: ANN001
+def spark_table(spark, path: Path, version: int | None = None) -> pa.Table:
     """The same table read by Spark (optionally at a version), as Arrow."""
     reader = spark.read.format("delta")
     if version is not None:
@@ -37,7 +37,7 @@ def spark_table(spark, path: Path, version: int | None = None) -> pa.Table:  # n
     return reader.load(str(path)).toArrow()
 
 
-def test_every_table_equals_spark(demo_lake: DemoLake, spark) -> None:  # noqa: ANN001, F811
+def test_every_table_equals_spark(demo_lake: DemoLake, spark) -> None:
     tables = read.list_tables(demo_lake.lakehouse)
     layers = {layer for layer, _ in tables}
     assert {"bronze", "silver", "quality", "gold", "reference"} <= layers
@@ -50,7 +50,7 @@ def test_every_table_equals_spark(demo_lake: DemoLake, spark) -> None:  # noqa: 
         assert canonical(ours) == canonical(theirs), f"{layer}/{name} differs between delta-rs and Spark"
 
 
-def test_time_travel_by_version_equals_spark(demo_lake: DemoLake, spark) -> None:  # noqa: ANN001, F811
+def test_time_travel_by_version_equals_spark(demo_lake: DemoLake, spark) -> None:
     checked = 0
     for layer, name in read.list_tables(demo_lake.lakehouse):
         latest = read.open_table(demo_lake.lakehouse, layer, name).version()
@@ -62,7 +62,7 @@ def test_time_travel_by_version_equals_spark(demo_lake: DemoLake, spark) -> None
     assert checked > len(read.list_tables(demo_lake.lakehouse))
 
 
-def test_time_travel_by_timestamp_equals_spark(demo_lake: DemoLake, spark) -> None:  # noqa: ANN001, F811
+def test_time_travel_by_timestamp_equals_spark(demo_lake: DemoLake, spark) -> None:
     path = read.table_path(demo_lake.lakehouse, "gold", "hourly")
     commits = sorted((path / "_delta_log").glob("*.json"))
     assert len(commits) >= 3, "gold/hourly should have several commits"
@@ -93,7 +93,7 @@ def test_missing_table_is_one_sentence(tmp_path: Path) -> None:
         read.read_table(tmp_path, "silver", "noise")
 
 
-def test_scorecard_for_an_area_and_period_equals_spark(demo_lake: DemoLake, spark) -> None:  # noqa: ANN001, F811
+def test_scorecard_for_an_area_and_period_equals_spark(demo_lake: DemoLake, spark) -> None:
     lake = demo_lake.lakehouse
     ours = scorecard_view.scorecard(lake, area="deusto", period="day")
     assert set(ours["area_code"]) == {"1"} and set(ours["area_name"]) == {"Deusto"}
@@ -112,7 +112,7 @@ def test_scorecard_for_an_area_and_period_equals_spark(demo_lake: DemoLake, spar
         scorecard_view.scorecard(lake, area="Atlantis")
 
 
-def test_scorecard_time_travel_returns_the_earlier_publication(demo_lake: DemoLake, tmp_path: Path) -> None:  # noqa: F811
+def test_scorecard_time_travel_returns_the_earlier_publication(demo_lake: DemoLake, tmp_path: Path) -> None:
     from bigbilbao.config.settings import load_settings, with_overrides
     from bigbilbao.stages import publish
 

@@ -49,7 +49,7 @@ def test_score_bands_and_sparkline() -> None:
 
 
 @pytest.mark.integration
-def test_report_renders_in_a_real_browser(demo_lake: DemoLake, chromium: str, tmp_path: Path) -> None:  # noqa: F811
+def test_report_renders_in_a_real_browser(demo_lake: DemoLake, chromium: str, tmp_path: Path) -> None:
     out = tmp_path / "report"
     proc = run_cli("report", "--out", str(out), "--config", str(demo_lake.config), timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -52,7 +52,7 @@ def landed(settings: Settings) -> int:
     return sum(sum(bronze_keys(settings.lakehouse_path, f.name).values()) for f in settings.feeds)
 
 
-def wait_landed(settings: Settings, count: int, proc, timeout_s: float) -> bool:  # noqa: ANN001
+def wait_landed(settings: Settings, count: int, proc, timeout_s: float) -> bool:
     """Wait until bronze holds `count` rows; False if the job ended or the time ran out first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and proc.poll() is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,17 @@ def test_unknown_feed_is_one_sentence(tmp_path: Path) -> None:
     proc = bigbilbao("simulate", "--feeds", "trafic", "--count", "5", "--config", config(tmp_path), timeout=60)
     assert proc.returncode == 2
     assert "Unknown feeds ['trafic']" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("stage", ["silver", "all"])
+def test_a_missing_pseudonym_key_is_reported_before_spark_or_kafka_start(tmp_path: Path, stage: str) -> None:
+    path = tmp_path / "bigbilbao.yaml"
+    path.write_text(f"lakehouse: {{path: '{tmp_path / 'lakehouse'}'}}\n"
+                    "feeds: [{name: traffic_flow}, {name: crowd_flow}]\n")  # crowd_flow pseudonymises device ids
+    env = {k: v for k, v in os.environ.items() if k != "BIGBILBAO_PSEUDONYM_KEY"}
+    proc = subprocess.run([sys.executable, "-m", "bigbilbao.cli", "run", stage, "--until-idle", "--config", str(path)],
+                          capture_output=True, text=True, timeout=120, check=False, cwd=ROOT, env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "BIGBILBAO_PSEUDONYM_KEY" in proc.stderr
+    assert "Spark 4" not in proc.stderr and "broker started" not in proc.stderr, "checked before the JVM starts"
+    assert not (tmp_path / "lakehouse" / "_broker").exists()

@@ -100,7 +100,7 @@ def differing_columns(left: Path, right: Path, layer: str, name: str) -> list[st
 
 
 @pytest.mark.timeout(2700)  # five Spark applications; minutes each when the two cores are shared
-def test_cluster_jobs_match_a_local_run(standalone, make_settings, spark, tmp_path: Path) -> None:  # noqa: ANN001
+def test_cluster_jobs_match_a_local_run(standalone, make_settings, spark, tmp_path: Path) -> None:
     settings = make_settings(feeds=FEEDS)
     start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
     produce(settings, list(simulator.generate(list(FEEDS), count=400, seed=7, dirty_fraction=0.1, start=start)))

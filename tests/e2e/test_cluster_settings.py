@@ -87,7 +87,7 @@ def test_password_stays_out_of_settings_conf_and_logs(monkeypatch: pytest.Monkey
 
 
 @pytest.mark.integration
-def test_spark_redacts_the_password_in_plans(spark, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_spark_redacts_the_password_in_plans(spark, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_PASSWORD", SECRET)
     options = kafka_clients.spark_source_options(load_settings(environ=SCRAM), "k1:9093")
     stream = spark.readStream.format("kafka").options(**options).load()

@@ -92,7 +92,7 @@ def first_commit_seconds(log_file: Path) -> float:
 
 
 @pytest.mark.timeout(2400)
-def test_sigkill_at_random_moments_loses_and_duplicates_nothing(make_settings, spark,  # noqa: ANN001
+def test_sigkill_at_random_moments_loses_and_duplicates_nothing(make_settings, spark,
                                                                  tmp_path: Path) -> None:
     settings = make_settings(feeds=FEEDS)
     produced = list(simulator.simulate(list(FEEDS), count=EVENTS, seed=SEED, dirty_fraction=0.15, dirty_kinds=DIRTY))
@@ -126,7 +126,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(make_settings, s
                 totals, [r and round(r, 1) for r in recoveries])
 
 
-def test_a_duplicate_keeps_its_first_sent_copy_whatever_its_partition(spark) -> None:  # noqa: ANN001
+def test_a_duplicate_keeps_its_first_sent_copy_whatever_its_partition(spark) -> None:
     sent = [("t", 0, 105, datetime(2026, 11, 24, 15, 39, 2, tzinfo=timezone.utc)),
             ("t", 1, 78, datetime(2026, 11, 24, 15, 38, 56, tzinfo=timezone.utc))]
     schema = "topic string, partition int, offset long, kafka_timestamp timestamp, entity_id string"

@@ -236,7 +236,7 @@ def produce(settings: Settings, messages: list[tuple[str, bytes]]) -> list[tuple
 
 
 @pytest.mark.timeout(900)
-def test_poison_corpus_is_quarantined_valid_messages_reach_silver(make_settings, spark) -> None:  # noqa: ANN001
+def test_poison_corpus_is_quarantined_valid_messages_reach_silver(make_settings, spark) -> None:
     started = time.monotonic()
     bad, good = corpus()
     assert len(bad) >= 10_000

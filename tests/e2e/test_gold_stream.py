@@ -179,7 +179,7 @@ def test_golden_scorecard_through_gold_with_a_late_restatement(spark, settings, 
     check_golden_scorecard(kpis, scores)
 
 
-def quarantine_one_row(spark, settings, day: dt.datetime) -> None:  # noqa: ANN001
+def quarantine_one_row(spark, settings, day: dt.datetime) -> None:
     """quality/quarantine with one air-quality message that arrived at 09:01 on `day`."""
     quarantine = spark.createDataFrame(
         [("air_quality", "air_quality", 0, 99, at(9, 1, day=day), "{}", ["no2_not_negative"], "r", at(9, 2, day=day),

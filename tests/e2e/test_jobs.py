@@ -29,7 +29,7 @@ def bronze_rows(lakehouse: Path, feeds: list[str]) -> int:
 
 
 @pytest.mark.timeout(1800)
-def test_sigterm_stops_a_running_job_gracefully(make_settings, tmp_path: Path) -> None:  # noqa: ANN001
+def test_sigterm_stops_a_running_job_gracefully(make_settings, tmp_path: Path) -> None:
     settings = make_settings()
     feeds = [f.name for f in settings.feeds]
     produce(settings, messages(settings, 100))

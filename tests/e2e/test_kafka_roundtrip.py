@@ -70,7 +70,7 @@ def assert_exactly_once(settings: Settings, per_feed: int) -> None:
         assert set(keys) == expected, f"offsets of {feed.name} are not contiguous"
 
 
-def test_round_trip_counts_offsets_and_flags(make_settings, spark) -> None:  # noqa: ANN001
+def test_round_trip_counts_offsets_and_flags(make_settings, spark) -> None:
     settings = make_settings()
     produce(settings, messages(settings, 200))
     pipeline.run(settings, "ingest", until_idle=True, spark=spark)
@@ -86,7 +86,7 @@ def test_round_trip_counts_offsets_and_flags(make_settings, spark) -> None:  # n
         assert {r["topic"] for r in table} == {feed.topic_name}
 
 
-def test_restart_from_checkpoint_is_exactly_once(make_settings, spark) -> None:  # noqa: ANN001
+def test_restart_from_checkpoint_is_exactly_once(make_settings, spark) -> None:
     settings = make_settings(max_offsets_per_trigger=400)
     produce(settings, messages(settings, 300))
     query = ingest.start_ingest(spark, settings, pipeline.feed_contracts(settings),
@@ -103,7 +103,7 @@ def test_restart_from_checkpoint_is_exactly_once(make_settings, spark) -> None: 
     assert_exactly_once(settings, 400)
 
 
-def test_a_query_killed_while_logging_its_first_batch_starts_again(make_settings, spark) -> None:  # noqa: ANN001
+def test_a_query_killed_while_logging_its_first_batch_starts_again(make_settings, spark) -> None:
     settings = make_settings()
     produce(settings, messages(settings, 60))
     offsets = settings.checkpoint_path / "bronze" / "offsets"
@@ -115,7 +115,7 @@ def test_a_query_killed_while_logging_its_first_batch_starts_again(make_settings
     assert_exactly_once(settings, 60)
 
 
-def test_replayed_micro_batch_is_not_written_twice(make_settings, spark) -> None:  # noqa: ANN001
+def test_replayed_micro_batch_is_not_written_twice(make_settings, spark) -> None:
     settings = make_settings()
     checkpoint = settings.checkpoint_path / "bronze"
     checkpoint.mkdir(parents=True)
@@ -131,7 +131,7 @@ def test_replayed_micro_batch_is_not_written_twice(make_settings, spark) -> None
     assert len(bronze(settings, settings.enabled_feeds[0].name)) == 10
 
 
-def test_bronze_tables_open_with_deltalake_and_duckdb(make_settings, spark) -> None:  # noqa: ANN001
+def test_bronze_tables_open_with_deltalake_and_duckdb(make_settings, spark) -> None:
     settings = make_settings()
     produce(settings, messages(settings, 30))
     pipeline.run(settings, "ingest", until_idle=True, spark=spark)

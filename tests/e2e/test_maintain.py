@@ -89,7 +89,7 @@ def test_the_command_explains_an_empty_lakehouse(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 @pytest.mark.timeout(2400)
-def test_maintenance_while_the_streams_write_loses_nothing(make_settings, spark, tmp_path: Path) -> None:  # noqa: ANN001
+def test_maintenance_while_the_streams_write_loses_nothing(make_settings, spark, tmp_path: Path) -> None:
     settings = make_settings()
     # no late events: which ones are late depends on where the stream is cut into micro-batches
     events = list(simulator.generate([f.name for f in settings.feeds], count=600, seed=23, dirty_fraction=0.15,

@@ -77,7 +77,7 @@ def leaks(lake: Path, layers: tuple[str, ...], pattern: re.Pattern[str]) -> dict
 
 
 @pytest.mark.timeout(900)
-def test_no_raw_identifier_in_silver_or_gold_and_small_counts_are_suppressed(  # noqa: ANN001
+def test_no_raw_identifier_in_silver_or_gold_and_small_counts_are_suppressed(
         make_settings, spark, pseudonym_key, tmp_path) -> None:
     settings = make_settings(feeds=sorted(PERSONAL))
     messages = list(simulator.generate(sorted(PERSONAL), count=450, seed=21))
@@ -144,7 +144,7 @@ def republished(settings: Settings, copy: Path, as_of: datetime, k: int) -> dict
     return {scorecard_key(r): r for r in read.read_table(copy, "gold", "scorecard").to_pylist() if r["as_of"] == as_of}
 
 
-def test_pseudonyms_change_with_the_key_and_a_missing_key_stops_start_up(  # noqa: ANN001
+def test_pseudonyms_change_with_the_key_and_a_missing_key_stops_start_up(
         spark, make_settings, monkeypatch) -> None:
     settings = make_settings(feeds=["crowd_flow"])
     values = ["b6:ec:5a:b9:12:c6", "4821 BKF", "+34600123456"]

@@ -98,7 +98,7 @@ def _enough(samples: list[dict], elapsed: float) -> bool:
 
 
 @pytest.mark.timeout(1500)
-def test_steady_run_keeps_memory_and_files_bounded(make_settings, tmp_path: Path) -> None:  # noqa: ANN001
+def test_steady_run_keeps_memory_and_files_bounded(make_settings, tmp_path: Path) -> None:
     settings = make_settings(feeds=FEEDS)
     count = int(RATE * (MAX_S + 300))
     events = list(simulator.generate(list(FEEDS), count=count, seed=11, dirty_fraction=0.05,

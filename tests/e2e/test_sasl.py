@@ -64,7 +64,7 @@ def files_holding(folder: Path, secret: str) -> list[str]:
 
 
 @pytest.mark.timeout(600)
-def test_pipeline_reads_the_sasl_listener_and_the_password_stays_secret(  # noqa: ANN001
+def test_pipeline_reads_the_sasl_listener_and_the_password_stays_secret(
         sasl_broker, spark, tmp_path, monkeypatch, caplog, capfd) -> None:
     broker_settings, password = sasl_broker
     monkeypatch.setenv(CLIENT_PASSWORD_ENV, password)
@@ -93,7 +93,7 @@ def test_pipeline_reads_the_sasl_listener_and_the_password_stays_secret(  # noqa
 
 
 @pytest.mark.timeout(300)
-def test_wrong_password_is_one_clear_sentence(sasl_broker, tmp_path) -> None:  # noqa: ANN001
+def test_wrong_password_is_one_clear_sentence(sasl_broker, tmp_path) -> None:
     broker_settings, password = sasl_broker
     settings = client_settings(broker_settings, tmp_path / "lake")
     config = tmp_path / "sasl.yaml"

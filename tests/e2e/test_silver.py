@@ -39,7 +39,7 @@ def assert_nothing_lost(settings: Settings, produced: Counter) -> dict[str, dict
     return books
 
 
-def run_ingest_and_silver(settings: Settings, spark) -> None:  # noqa: ANN001
+def run_ingest_and_silver(settings: Settings, spark) -> None:
     """Kafka -> bronze, then bronze -> silver, each until Kafka and bronze are drained."""
     pipeline.run(settings, "ingest", until_idle=True, spark=spark)
     pipeline.run(settings, "silver", until_idle=True, spark=spark)
@@ -58,7 +58,7 @@ def fiware_examples() -> list[tuple[str, bytes]]:
 
 
 @pytest.mark.skipif(not FIWARE.is_dir(), reason="../shared/data is not beside the checkout")
-def test_every_feed_balances_and_fiware_examples_reach_silver(make_settings, spark) -> None:  # noqa: ANN001
+def test_every_feed_balances_and_fiware_examples_reach_silver(make_settings, spark) -> None:
     settings = make_settings(feeds=sorted(load_contracts()))
     examples = fiware_examples()
     simulated = list(simulator.generate([f.name for f in settings.feeds], count=600, seed=11, dirty_fraction=0.25))
@@ -85,7 +85,7 @@ def test_every_feed_balances_and_fiware_examples_reach_silver(make_settings, spa
     assert {r["district_code"] for r in located if r["lon"] is None} <= {"unlocated"}
 
 
-def test_restart_of_silver_changes_nothing(make_settings, spark) -> None:  # noqa: ANN001
+def test_restart_of_silver_changes_nothing(make_settings, spark) -> None:
     settings = make_settings(feeds=["air_quality"])
     messages = list(simulator.generate(["air_quality"], count=200, seed=5, dirty_fraction=0.2))
     produce(settings, messages)
@@ -114,7 +114,7 @@ def poison(rng: random.Random) -> bytes:
     return rng.choice(kinds)()
 
 
-def test_poison_messages_are_quarantined_and_the_stream_goes_on(make_settings, spark) -> None:  # noqa: ANN001
+def test_poison_messages_are_quarantined_and_the_stream_goes_on(make_settings, spark) -> None:
     settings = make_settings(feeds=["air_quality"])
     rng = random.Random(1)
     good = list(simulator.generate(["air_quality"], count=500, seed=2))
@@ -137,7 +137,7 @@ AIR = SHARED_DATA / "air_quality_euskadi"
 
 
 @pytest.mark.skipif(not (TRAFFIC.is_dir() and AIR.is_dir()), reason="../shared/data is not beside the checkout")
-def test_replayed_bilbao_traffic_and_euskadi_air_quality_balance(make_settings, spark) -> None:  # noqa: ANN001
+def test_replayed_bilbao_traffic_and_euskadi_air_quality_balance(make_settings, spark) -> None:
     from bigbilbao.feeds import sources
 
     snapshot = TRAFFIC / "traffic_snapshots" / "bilbao_trafico_secciones_20260127T1500.geojson"

@@ -37,7 +37,7 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def bronze_rows(spark, base_settings):  # noqa: ANN001, ANN201
+def bronze_rows(spark, base_settings):
     now = datetime(2026, 1, 27, 14, 0, tzinfo=timezone.utc)
     records = spark.createDataFrame(
         [("traffic_flow", 0, i, now, value) for i, (value, _) in enumerate(CASES)], KAFKA_SCHEMA)
@@ -45,14 +45,14 @@ def bronze_rows(spark, base_settings):  # noqa: ANN001, ANN201
     return {r["offset"]: r for r in ingest.bronze(records, "traffic_flow", contract).collect()}
 
 
-def test_each_record_is_kept_with_its_parse_status(bronze_rows) -> None:  # noqa: ANN001
+def test_each_record_is_kept_with_its_parse_status(bronze_rows) -> None:
     assert sorted(bronze_rows) == list(range(len(CASES)))
     for offset, (_, reason) in enumerate(CASES):
         assert bronze_rows[offset]["parse_error"] == reason
         assert bronze_rows[offset]["parse_ok"] is (reason is None)
 
 
-def test_key_values_and_normalized_forms_parse_alike(bronze_rows) -> None:  # noqa: ANN001
+def test_key_values_and_normalized_forms_parse_alike(bronze_rows) -> None:
     kv, norm = bronze_rows[0], bronze_rows[1]
     assert (kv["entity_id"], kv["intensity"], kv["occupancy"]) == ("tf-1", 420.0, 0.25)
     assert (kv["lon"], kv["lat"], kv["observed_at_raw"]) == (-2.93, 43.26, "2026-01-27T15:00:00")
@@ -61,7 +61,7 @@ def test_key_values_and_normalized_forms_parse_alike(bronze_rows) -> None:  # no
     assert json.loads(kv["location_geojson"]) == KEY_VALUES["location"]
 
 
-def test_raw_payload_and_lineage_are_kept(bronze_rows) -> None:  # noqa: ANN001
+def test_raw_payload_and_lineage_are_kept(bronze_rows) -> None:
     assert bronze_rows[4]["payload"] == CASES[4][0].decode()
     assert bronze_rows[3]["payload_bytes"] == bytearray(CASES[3][0])
     assert bronze_rows[0]["payload_bytes"] is None

@@ -56,7 +56,7 @@ def _messages(contracts: dict[str, Contract]) -> dict[str, list[bytes | None]]:
 
 
 @pytest.fixture(scope="module")
-def judged(spark, contracts):  # noqa: ANN001, ANN201
+def judged(spark, contracts):
     """Every message of every feed through bronze and judge; rows carry the Python oracle's inputs."""
     rng = random.Random(5)
     frames, inputs = [], {}
@@ -74,7 +74,7 @@ def judged(spark, contracts):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture(scope="module")
-def verdicts(judged):  # noqa: ANN001, ANN201
+def verdicts(judged):
     """Per (feed, offset): parse status, broken rule names per action, reason and event time, in one Spark job."""
     frames, _ = judged
     columns = ["feed", "offset", "parse_ok", "dq_quarantine", "dq_warnings", "dq_fail", "dq_reason",
@@ -86,7 +86,7 @@ def verdicts(judged):  # noqa: ANN001, ANN201
     return {(r["feed"], r["offset"]): r for r in union.collect()}
 
 
-def test_rule_verdicts_equal_the_reference_on_every_row(verdicts, judged, contracts) -> None:  # noqa: ANN001
+def test_rule_verdicts_equal_the_reference_on_every_row(verdicts, judged, contracts) -> None:
     _, inputs = judged
     mismatches = []
     for (feed, offset), row in sorted(verdicts.items()):
@@ -99,7 +99,7 @@ def test_rule_verdicts_equal_the_reference_on_every_row(verdicts, judged, contra
     assert len(verdicts) > 12 * 150
 
 
-def test_the_rows_exercise_every_check_both_ways(verdicts, contracts) -> None:  # noqa: ANN001
+def test_the_rows_exercise_every_check_both_ways(verdicts, contracts) -> None:
     broken = Counter((feed, name) for (feed, _), row in verdicts.items()
                      for name in (*row["dq_quarantine"], *row["dq_warnings"], *row["dq_fail"]))
     rows = Counter(feed for feed, _ in verdicts)
@@ -112,7 +112,7 @@ def test_the_rows_exercise_every_check_both_ways(verdicts, contracts) -> None:  
     assert len(typed) == 11 and all(broken[(feed, "wrong_type")] > 0 for feed in typed)  # incidents: strings only
 
 
-def test_event_time_equals_parse_datetime(verdicts, judged, contracts) -> None:  # noqa: ANN001
+def test_event_time_equals_parse_datetime(verdicts, judged, contracts) -> None:
     _, inputs = judged
     checked = 0
     for (feed, offset), row in verdicts.items():
@@ -123,7 +123,7 @@ def test_event_time_equals_parse_datetime(verdicts, judged, contracts) -> None: 
     assert checked > len(verdicts) / 2
 
 
-def _silver_json(frames: list, contracts: dict[str, Contract]):  # noqa: ANN202
+def _silver_json(frames: list, contracts: dict[str, Contract]):
     """Every feed's silver rows as (feed, offset, JSON of the values), in one Spark job; times as epoch micros."""
     union = None
     for feed, _, silver in frames:
@@ -144,7 +144,7 @@ def _same(got: Any, want: Any) -> bool:
     return got == want
 
 
-def test_silver_values_are_typed_canonical_and_pseudonymised(judged, contracts) -> None:  # noqa: ANN001
+def test_silver_values_are_typed_canonical_and_pseudonymised(judged, contracts) -> None:
     frames, inputs = judged
     compared = Counter()
     for feed, offset, row in _silver_json(frames, contracts):
@@ -167,7 +167,7 @@ def test_silver_values_are_typed_canonical_and_pseudonymised(judged, contracts) 
     assert set(compared) == {"double", "long", "string", "boolean", "timestamp", "location", "pseudonym"}
 
 
-def test_units_convert_as_declared_and_rules_judge_canonical_values(spark, contracts) -> None:  # noqa: ANN001
+def test_units_convert_as_declared_and_rules_judge_canonical_values(spark, contracts) -> None:
     contract = contracts["air_quality"]
     base = {"id": "st", "type": "AirQualityObserved", "dateObserved": "2026-03-28T21:00:00Z",
             "location": {"type": "Point", "coordinates": [-2.93, 43.26]}}
@@ -199,7 +199,7 @@ def test_units_convert_as_declared_and_rules_judge_canonical_values(spark, contr
     assert rows[3]["no2"] == 41.0 and [rows[i]["dq_quarantine"] for i in (1, 3)] == [[], []]
 
 
-def test_split_quarantine_rows_and_rule_counts(judged, verdicts, contracts) -> None:  # noqa: ANN001
+def test_split_quarantine_rows_and_rule_counts(judged, verdicts, contracts) -> None:
     frames, _ = judged
     feed, result, silver = next(f for f in frames if f[0] == "traffic_flow")
     valid, quarantined = quality.split(result)
@@ -228,7 +228,7 @@ def test_split_quarantine_rows_and_rule_counts(judged, verdicts, contracts) -> N
                               "kafka_timestamp", "ingested_at"]
 
 
-def test_fail_rules_stop_the_stream_and_never_reach_silver(spark, contracts) -> None:  # noqa: ANN001
+def test_fail_rules_stop_the_stream_and_never_reach_silver(spark, contracts) -> None:
     base = contracts["traffic_flow"]
     rules = tuple(dataclasses.replace(r, action="fail") if r.check == "entity_type" else r for r in base.rules)
     contract = dataclasses.replace(base, rules=rules)
@@ -247,7 +247,7 @@ def test_fail_rules_stop_the_stream_and_never_reach_silver(spark, contracts) -> 
     quality.raise_on_fail(valid)
 
 
-def test_time_parsing_matches_parse_datetime_on_many_formats(spark) -> None:  # noqa: ANN001
+def test_time_parsing_matches_parse_datetime_on_many_formats(spark) -> None:
     rng = random.Random(2)
     pieces = ["2026-03-29T02:30:00", "2026-10-25T02:30:00", "2026-01-27", "2026-01-27T15:00", "2026-01-27 15:00:00,5",
               "2026-01-27T15:00:00.123456789Z", "2026-01-27T15:00:00+01:00", "2026-01-27T15:00:00-0530", "garbage",
@@ -267,7 +267,7 @@ def test_time_parsing_matches_parse_datetime_on_many_formats(spark) -> None:  # 
     assert sum(parse_datetime(t) is not None for t in texts) > 800
 
 
-def test_hmac_in_the_jvm_equals_python_hmac(spark) -> None:  # noqa: ANN001
+def test_hmac_in_the_jvm_equals_python_hmac(spark) -> None:
     messages = ["", "a", "+34600123456", "aa:bb:cc:dd:ee:ff", "ñandú €", "\U0001f600" * 40, "x" * 1000]
     frame = spark.createDataFrame([(m,) for m in messages], "m string")
     for key in (bytes(16), bytes(range(64)), bytes(range(65)), b"k" * 200, KEY):
@@ -277,7 +277,7 @@ def test_hmac_in_the_jvm_equals_python_hmac(spark) -> None:  # noqa: ANN001
         hmac_sha256_hex(F.col("m"), b"short")
 
 
-def test_fiware_examples_of_other_types_break_the_entity_type_rule(verdicts, judged, contracts) -> None:  # noqa: ANN001
+def test_fiware_examples_of_other_types_break_the_entity_type_rule(verdicts, judged, contracts) -> None:
     models = SHARED_DATA / "fiware_smart_data_models"
     if not models.is_dir():
         pytest.skip("shared/data/fiware_smart_data_models is not present beside the repository")

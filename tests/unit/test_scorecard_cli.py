@@ -47,7 +47,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def show(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # noqa: ANN201
+def show(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     """`bigbilbao scorecard show OPTIONS` in-process on a lakehouse: (exit code, stdout, stderr)."""
     def run(lake: Path, *options: str) -> tuple[int, str, str]:
         monkeypatch.setenv("BIGBILBAO__LAKEHOUSE__PATH", str(lake))
