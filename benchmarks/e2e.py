@@ -20,10 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,10 +29,10 @@ from benchmarks.e2e_events import Feed, end_offsets, produce
 from benchmarks.e2e_feed import backlog
 from benchmarks.e2e_report import document, markdown
 from benchmarks.e2e_runs import FEED, drain, lake_settings, live_steps, plain_copy
-from benchmarks.e2e_scaling import DATA, cold_start, import_boundaries
-from bigbilbao.config.settings import load_settings, with_overrides
-from bigbilbao.infra import broker, kafka_clients
-from bigbilbao.infra.spark_session import build_spark
+from benchmarks.e2e_scaling import cold_start, import_boundaries
+from benchmarks.harness import run_on_embedded_stack
+from bigbilbao.config.settings import with_overrides
+from bigbilbao.infra import kafka_clients
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "e2e.json"
@@ -85,24 +82,7 @@ def main() -> None:
     """Start a broker and Spark of its own, run every part, write the JSON, exit 1 on any lost/duplicated event."""
     args = arguments()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if not DATA.exists():
-        sys.exit("the shared boundary data (../shared/data/bilbao_boundaries) is not beside the repository")
-    load_start = os.getloadavg()
-    work = Path(tempfile.mkdtemp(prefix="bigbilbao-bench-e2e-"))
-    base = with_overrides(load_settings(environ={}), lakehouse={"path": str(work / "broker")},
-                          spark={"master": "local[2]", "ui": False})
-    try:
-        info, _ = broker.start(base)
-        progress(f"embedded broker on {info.bootstrap}; starting Spark local[2]")
-        spark = build_spark(base)
-        result = measure(args, spark, base, info.bootstrap, work)
-        spark.stop()
-    finally:
-        broker.stop(base)
-        shutil.rmtree(work, ignore_errors=True)
-    result["load_average"] = {"start": list(load_start), "end": list(os.getloadavg())}
-    result["arguments"] = {k: sorted(v) if isinstance(v, set) else _shown(v) if isinstance(v, Path) else v
-                           for k, v in vars(args).items()}
+    result = run_on_embedded_stack("e2e", args, measure, progress)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result), flush=True)
@@ -114,12 +94,6 @@ def main() -> None:
     if result["errors"]:
         progress(f"FAILED: parts of the benchmark did not run: {result['errors']}")
         sys.exit(2)
-
-
-def _shown(path: Path) -> str:
-    """A path as the JSON records it: relative to the repository when inside it, so no checkout path is kept."""
-    resolved = path.resolve()
-    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
 
 
 def measure(args: argparse.Namespace, spark, base, bootstrap: str, work: Path) -> dict:

@@ -93,8 +93,11 @@ def gold_batches(checkpoint: Path) -> list[tuple[float, float]]:
 
 
 def latencies(table: DeltaLog, window_ms: tuple[int, int], expected: int,
-              gold: list[tuple[float, float]] | None = None) -> dict:
+              gold: list[tuple[float, float]] | None = None, same_round: bool = False) -> dict:
     """Per event produced in `window_ms` (`expected` of them): seconds to its first commit in `table`, and to gold.
+
+    Gold holds a silver commit once a gold micro-batch planned after it is committed; with `same_round` (the fused
+    round writes silver and gold in one micro-batch) once the first micro-batch committed after it is.
 
     Events not visible yet count as infinitely late, so a percentile they reach is reported as null (censored).
     """
@@ -108,7 +111,8 @@ def latencies(table: DeltaLog, window_ms: tuple[int, int], expected: int,
                 continue
             visible.append(stamp / 1e3 - micros / 1e6)
             if gold is not None:
-                done = next((committed for planned, committed in gold if planned >= stamp / 1e3), np.inf)
+                done = next((committed for planned, committed in gold
+                             if (committed if same_round else planned) >= stamp / 1e3), np.inf)
                 reflected.append(done - micros / 1e6)
     result = {"to_table": summary(visible, expected)}
     if gold is not None:

@@ -18,7 +18,7 @@ from benchmarks.e2e_books import DeltaLog, gold_batches, latencies
 from benchmarks.e2e_events import end_offsets
 from bigbilbao.config.settings import FeedSettings, Settings, with_overrides
 from bigbilbao.infra import jvm, kafka_clients
-from bigbilbao.stages import pipeline
+from bigbilbao.stages import fused, pipeline
 from bigbilbao.tables.read import table_path
 
 FEED = "traffic_flow"
@@ -99,8 +99,8 @@ def live_steps(spark: SparkSession, settings: Settings, bootstrap: str, rates: l
     A step lasts `seconds`, shortened so it offers at most `step_events`; afterwards the streams are
     stopped and whatever is left is drained with availableNow, so the books can be checked.
     """
-    queries = [q for stage in ("ingest", "silver", "gold")
-               for q in pipeline.start_stage(spark, settings, stage, bootstrap, until_idle=False)]
+    stages = live_stages(settings)
+    queries = [q for stage in stages for q in pipeline.start_stage(spark, settings, stage, bootstrap, until_idle=False)]
     topic = settings.enabled_feeds[0].topic_name
     lake = settings.lakehouse_path
     bronze, silver = DeltaLog(table_path(lake, "bronze", FEED)), DeltaLog(table_path(lake, "silver", FEED))
@@ -118,8 +118,20 @@ def live_steps(spark: SparkSession, settings: Settings, bootstrap: str, rates: l
         for query in queries:
             query.stop()
     progress("live: streams stopped; draining what is left (availableNow) for the books")
-    drain(spark, settings, bootstrap, ("ingest", "silver", "gold"))
+    drain(spark, settings, bootstrap, stages)
     return steps
+
+
+def live_stages(settings: Settings) -> tuple[str, ...]:
+    """The queries `run all` starts with these settings: the fused round, or each stage's."""
+    return ("round",) if settings.streaming.topology == "round" else ("ingest", "silver", "gold")
+
+
+def gold_checkpoint(settings: Settings) -> Path:
+    """The checkpoint whose committed micro-batches have written gold: the round's, or the feed's gold query's."""
+    if settings.streaming.topology == "round":
+        return fused.checkpoint_path(settings)
+    return settings.checkpoint_path / "gold" / FEED
 
 
 def _step(producer: PacedProducer, queries: list, topic: str, bootstrap: str, bronze: DeltaLog, silver: DeltaLog,
@@ -147,10 +159,10 @@ def _step(producer: PacedProducer, queries: list, topic: str, bootstrap: str, br
     times = np.array([s["t"] for s in samples[len(samples) // 2:]], dtype=float)
     slope = float(np.polyfit(times, lag, 1)[0]) if lag.size >= 3 else None  # too short a step for a verdict
     window = (int(began * 1000), int(ended * 1000) + 1000)
-    checkpoint = settings.checkpoint_path / "gold" / FEED
-    _wait_for_gold(silver, checkpoint, ended + drain_cap_s + settings.streaming.gold_trigger_s, queries)
+    checkpoint, same_round = gold_checkpoint(settings), settings.streaming.topology == "round"
+    _wait_for_gold(silver, checkpoint, ended + drain_cap_s + settings.streaming.gold_trigger_s, queries, same_round)
     achieved = produced / (ended - began)
-    to_silver = latencies(silver, window, produced, gold_batches(checkpoint))
+    to_silver = latencies(silver, window, produced, gold_batches(checkpoint), same_round)
     kept_up = (produced > 0 and silver.rows >= first + produced and slope is not None and slope <= 0.05 * achieved
                and caught_up <= 30)
     return {
@@ -165,10 +177,12 @@ def _step(producer: PacedProducer, queries: list, topic: str, bootstrap: str, br
     }
 
 
-def _wait_for_gold(silver: DeltaLog, checkpoint: Path, deadline: float, queries: list) -> None:
-    """Wait (until `deadline`) for a committed gold micro-batch planned after silver's newest commit with rows."""
+def _wait_for_gold(silver: DeltaLog, checkpoint: Path, deadline: float, queries: list, same_round: bool) -> None:
+    """Wait (until `deadline`) for a committed gold micro-batch that holds silver's newest commit with rows:
+    planned after it (staged), or committed after it (the round writes silver and gold in one batch)."""
     newest = max((stamp for stamp, files, _ in silver.refresh().commits.values() if files), default=0) / 1e3
-    while time.time() < deadline and not any(planned >= newest for planned, _ in gold_batches(checkpoint)):
+    while time.time() < deadline and not any((done if same_round else planned) >= newest
+                                             for planned, done in gold_batches(checkpoint)):
         _raise_on_failure(queries)
         time.sleep(0.5)
 

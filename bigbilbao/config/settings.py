@@ -79,10 +79,16 @@ class SparkSettings:
     conf: Mapping[str, str] = field(default_factory=dict)
 
 
+TOPOLOGIES = ("round", "staged")
+
+
 @dataclass(frozen=True)
 class StreamingSettings:
     """Seconds between micro-batch starts of each continuously running stage: latency against fixed cost per batch."""
 
+    topology: str = "round"  # `run all`: one query per round ("round") or a query per stage and feed ("staged")
+    round_trigger_s: float = 2.0
+    round_parallel_feeds: int = 0  # feeds of one round worked on at once; 0: Spark's default parallelism
     ingest_trigger_s: float = 2.0
     silver_trigger_s: float = 5.0
     gold_trigger_s: float = 5.0
@@ -280,7 +286,13 @@ def _check(settings: Settings) -> None:
     if settings.privacy.min_published_count < 1:
         msg = "Settings key 'privacy.min_published_count' must be at least 1 (1 publishes every count)."
         raise SettingsError(msg)
-    for name in ("ingest", "silver", "gold"):
+    if settings.streaming.topology not in TOPOLOGIES:
+        msg = f"Settings key 'streaming.topology' must be one of {list(TOPOLOGIES)}."
+        raise SettingsError(msg)
+    if settings.streaming.round_parallel_feeds < 0:
+        msg = "Settings key 'streaming.round_parallel_feeds' must be 0 (Spark's default parallelism) or more."
+        raise SettingsError(msg)
+    for name in ("round", "ingest", "silver", "gold"):
         if getattr(settings.streaming, f"{name}_trigger_s") <= 0:
             msg = f"Settings key 'streaming.{name}_trigger_s' must be a positive number of seconds."
             raise SettingsError(msg)

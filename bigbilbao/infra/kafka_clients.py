@@ -104,6 +104,19 @@ def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
         admin.close()
 
 
+def topic_partitions(settings: Settings, bootstrap: str) -> dict[str, list[int]]:
+    """Partition numbers of every enabled feed topic (the topics exist: `ensure_topics` ran)."""
+    from kafka import KafkaConsumer
+
+    with _quiet_bootstrap():
+        consumer = KafkaConsumer(**python_client_options(settings, bootstrap))
+    try:
+        return {f.topic_name: sorted(consumer.partitions_for_topic(f.topic_name) or ())
+                for f in settings.enabled_feeds}
+    finally:
+        consumer.close()
+
+
 def connection_error(settings: Settings, bootstrap: str, exc: Exception) -> BrokerError:
     """One sentence on why Kafka could not be used: a refused SASL login, or no broker at that address.
 

@@ -165,10 +165,10 @@ def merge_into(spark: SparkSession, table: GoldTable, path: Path, rows: DataFram
     source = rows.select(*table.columns)
 
     def attempt() -> None:
-        builder = DeltaTable.forPath(spark, str(path)).alias("t").merge(source.alias("s"), on)
-        if table.exact or table.approx:
-            builder = builder.whenMatchedUpdateAll(condition=changed(table))
-        with transaction(spark, txn):
+        with transaction(spark, txn) as session:
+            builder = DeltaTable.forPath(session, str(path)).alias("t").merge(source.alias("s"), on)
+            if table.exact or table.approx:
+                builder = builder.whenMatchedUpdateAll(condition=changed(table))
             builder.whenNotMatchedInsertAll().execute()
 
     retry_conflicts(attempt, f"MERGE into gold/{table.name}")
@@ -187,18 +187,21 @@ def changed(table: GoldTable) -> Column:
 
 
 @contextlib.contextmanager
-def transaction(spark: SparkSession, txn: tuple[str, int] | None) -> Iterator[None]:
-    """Set Delta's idempotent-DML confs for one write (Delta skips a version it already committed for the app id)."""
+def transaction(spark: SparkSession, txn: tuple[str, int] | None) -> Iterator[SparkSession]:
+    """A session for one write with Delta's idempotent-DML confs set: Delta skips a version it already committed
+    for the app id.
+
+    The confs are set on a session of their own (same SparkContext and cache, its own SQL confs): the fused round
+    MERGEs several feeds at once from threads sharing the query's session, and confs set there would let one
+    thread's MERGE commit under another's transaction id, which then skips its own MERGE as already done.
+    """
     if txn is None:
-        yield
+        yield spark
         return
-    spark.conf.set(TXN_APP_ID, txn[0])
-    spark.conf.set(TXN_VERSION, str(txn[1]))
-    try:
-        yield
-    finally:
-        spark.conf.unset(TXN_APP_ID)
-        spark.conf.unset(TXN_VERSION)
+    session = spark.newSession()
+    session.conf.set(TXN_APP_ID, txn[0])
+    session.conf.set(TXN_VERSION, str(txn[1]))
+    yield session
 
 
 def retry_conflicts(action: Callable[[], Result], what: str) -> Result:

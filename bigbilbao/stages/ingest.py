@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from pyspark import inheritable_thread_target
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
@@ -24,10 +26,15 @@ PARSE_COLUMNS = ["payload", "payload_bytes", "parse_ok", "parse_error",
                  "entity_id", "entity_type", "observed_at_raw", "location_geojson", "lon", "lat"]
 
 
-def read_kafka(spark: SparkSession, settings: Settings, bootstrap: str) -> DataFrame:
-    """Spark's Kafka source over every enabled feed topic."""
+def read_kafka(spark: SparkSession, settings: Settings, bootstrap: str,
+               starting_offsets: str | None = None) -> DataFrame:
+    """Spark's Kafka source over every enabled feed topic; `starting_offsets` overrides the setting (a new
+    checkpoint only: a query with a checkpoint resumes from it)."""
     reader = spark.readStream.format("kafka")
-    for key, value in kafka_clients.spark_source_options(settings, bootstrap).items():
+    options = kafka_clients.spark_source_options(settings, bootstrap)
+    if starting_offsets is not None:
+        options["startingOffsets"] = starting_offsets
+    for key, value in options.items():
         reader = reader.option(key, value)
     return reader.load()
 
@@ -114,13 +121,23 @@ def bronze_types(contract: Contract) -> dict[str, str]:
     return {name: "string" if kind == "timestamp" else kind for name, kind in contract.spark_type_names().items()}
 
 
-class BronzeWriter:
-    """foreachBatch sink: splits a micro-batch by topic and appends each feed's bronze rows exactly once."""
+FeedDownstream = Callable[[str, DataFrame, int], None]
 
-    def __init__(self, settings: Settings, contracts: Mapping[str, Contract], checkpoint: Path) -> None:
+
+class BronzeWriter:
+    """foreachBatch sink: splits a micro-batch by topic and appends each feed's bronze rows exactly once.
+
+    A `downstream` (the fused round, `bigbilbao.stages.fused`) gets each feed's bronze rows, persisted,
+    right after their append: silver and gold are computed from the same micro-batch.
+    """
+
+    def __init__(self, settings: Settings, contracts: Mapping[str, Contract], checkpoint: Path,
+                 downstream: FeedDownstream | None = None, parallel_feeds: int = 1) -> None:
         self.settings = settings
         self.contracts = contracts
         self.checkpoint = checkpoint
+        self.downstream = downstream
+        self.parallel_feeds = parallel_feeds
         self.topics = {f.topic_name: f.name for f in settings.enabled_feeds}
         self.landed: dict[str, int] = {}
 
@@ -132,19 +149,43 @@ class BronzeWriter:
         batch.persist()
         try:
             counts = {row["topic"]: row["count"] for row in batch.groupBy("topic").count().collect()}
-            for topic, count in sorted(counts.items()):
-                feed = self.topics.get(topic)
-                if feed is None:
-                    continue
-                rows = bronze(batch.filter(F.col("topic") == topic), feed, self.contracts[feed])
-                path = table_path(self.settings.lakehouse_path, "bronze", feed)
-                sinks.idempotent_append(rows, path, f"bronze-{feed}-{self._query_id()}", batch_id)
-                self.landed[feed] = self.landed.get(feed, 0) + count
+            feeds = [(self.topics[topic], topic) for topic in sorted(counts) if topic in self.topics]
+            self._each_feed(feeds, batch, batch_id)
+            for feed, topic in feeds:
+                self.landed[feed] = self.landed.get(feed, 0) + counts[topic]
             if counts:
                 summary = ", ".join(f"{self.topics.get(t, t)} +{n}" for t, n in sorted(counts.items()))
                 log.info("bronze batch %d committed: %s", batch_id, summary)
         finally:
             batch.unpersist()
+
+    def _each_feed(self, feeds: list[tuple[str, str]], batch: DataFrame, batch_id: int) -> None:
+        """Append (and hand downstream) each feed's rows; up to `parallel_feeds` feeds at once, so that one feed's
+        small Spark jobs and commits do not leave the other cores idle. The first failure is raised once all end."""
+        if self.parallel_feeds <= 1 or len(feeds) <= 1:
+            for feed, topic in feeds:
+                self._append(feed, batch.filter(F.col("topic") == topic), batch_id)
+            return
+        with ThreadPoolExecutor(max_workers=min(self.parallel_feeds, len(feeds))) as pool:
+            # inheritable_thread_target: the threads keep the query's job group, so stopping it cancels them
+            inherit = inheritable_thread_target(batch.sparkSession)
+            work = [pool.submit(inherit(self._append), feed, batch.filter(F.col("topic") == topic),
+                                batch_id) for feed, topic in feeds]
+        for done in work:
+            done.result()
+
+    def _append(self, feed: str, records: DataFrame, batch_id: int) -> None:
+        rows = bronze(records, feed, self.contracts[feed])
+        path = table_path(self.settings.lakehouse_path, "bronze", feed)
+        if self.downstream is None:
+            sinks.idempotent_append(rows, path, f"bronze-{feed}-{self._query_id()}", batch_id)
+            return
+        rows = rows.persist()
+        try:
+            sinks.idempotent_append(rows, path, f"bronze-{feed}-{self._query_id()}", batch_id)
+            self.downstream(feed, rows, batch_id)
+        finally:
+            rows.unpersist()
 
 
 KAFKA_SCHEMA = "topic string, partition int, offset long, timestamp timestamp, value binary"

@@ -20,7 +20,7 @@ from bigbilbao.config.settings import Settings
 from bigbilbao.errors import PipelineError
 from bigbilbao.infra import kafka_clients
 from bigbilbao.infra.spark_session import build_spark
-from bigbilbao.stages import gold, ingest, progress, publish, silver
+from bigbilbao.stages import fused, gold, ingest, progress, publish, silver
 from bigbilbao.tables import catalog
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,12 @@ def feed_contracts(settings: Settings) -> dict[str, contracts.Contract]:
 
 def start_stage(spark: SparkSession, settings: Settings, stage: str, bootstrap: str,
                 until_idle: bool) -> list[StreamingQuery]:
-    """Start one streaming stage and return its queries."""
+    """Start one streaming stage ("round" is every stage in one query) and return its queries."""
     feeds = feed_contracts(settings)
+    if stage == "round":
+        alerts = lambda rows: publish.publish_alerts(settings, bootstrap, rows)  # noqa: E731
+        return [fused.start_round(spark, settings, feeds, bootstrap, until_idle, on_alerts=alerts,
+                                  starting_offsets=_offsets_after_staged(spark, settings, bootstrap))]
     if stage == "ingest":
         return [ingest.start_ingest(spark, settings, feeds, bootstrap, until_idle)]
     if stage == "silver":
@@ -64,7 +68,7 @@ def start_stage(spark: SparkSession, settings: Settings, stage: str, bootstrap: 
 def check_before_start(settings: Settings, streams: list[str]) -> None:
     """Every setting the streams need that Spark would otherwise find missing only after ~15 s of start-up."""
     feeds = feed_contracts(settings)
-    if "silver" in streams and any(contract.pseudonymised_fields() for contract in feeds.values()):
+    if {"silver", "round"} & set(streams) and any(contract.pseudonymised_fields() for contract in feeds.values()):
         settings.pseudonym_key()
 
 
@@ -85,6 +89,9 @@ def run(settings: Settings, stage: str = "all", until_idle: bool = False, master
         publish_scorecard(settings)
         return
     check_before_start(settings, streams)
+    fused.refuse_mixed_topologies(settings, stage)
+    if stage == "all" and settings.streaming.topology == "round":
+        streams = ["round"]
     with kafka_clients.bootstrap_servers(settings) as bootstrap:
         kafka_clients.ensure_topics(settings, bootstrap)
         spark = spark or build_spark(settings, master)
@@ -98,6 +105,16 @@ def run(settings: Settings, stage: str = "all", until_idle: bool = False, master
     if "scorecard" in stages:
         publish_scorecard(settings)
     catalog.apply_properties(settings.lakehouse_path, settings)
+
+
+def _offsets_after_staged(spark: SparkSession, settings: Settings, bootstrap: str) -> str | None:
+    """On a lakehouse the staged topology wrote, drain its queries once; the round then starts where they ended."""
+    if fused.checkpoint_path(settings).is_dir() or not fused.staged_checkpoints(settings):
+        return None
+    log.info("this lakehouse was written by staged queries: draining them once before the round takes over")
+    for name in STREAMING_STAGES:
+        _await(start_stage(spark, settings, name, bootstrap, until_idle=True))
+    return fused.staged_offsets(settings, kafka_clients.topic_partitions(settings, bootstrap))
 
 
 def _await(queries: list[StreamingQuery], tick: Callable[[], None] | None = None) -> None:

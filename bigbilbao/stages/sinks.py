@@ -9,6 +9,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql.streaming import DataStreamWriter
 
+from bigbilbao.errors import PipelineError
 from bigbilbao.infra.spark_session import AUTO_COMPACT_MIN_FILES
 from bigbilbao.tables.read import is_table
 
@@ -59,6 +60,33 @@ def committed(path: Path, txn: tuple[str, int] | None) -> bool:
         return False
     version = RustTable(str(path)).transaction_version(txn[0])
     return version is not None and version >= txn[1]
+
+
+def latest_version(path: Path) -> int | None:
+    """The table's latest version, None when there is no table."""
+    from deltalake import DeltaTable as RustTable
+
+    return RustTable(str(path)).version() if is_table(path) else None
+
+
+def version_before(path: Path, txn: tuple[str, int]) -> int | None:
+    """The table version just before the commit that holds this (txnAppId, txnVersion); None when not committed.
+
+    A replayed micro-batch judges its rows against the table as it was before its own write, so the replay
+    computes the same rows as the first attempt. The commit is recent (the batch being replayed), so the
+    newest JSON commit files are searched.
+    """
+    from deltalake import DeltaTable as RustTable
+
+    if not is_table(path) or RustTable(str(path)).transaction_version(txn[0]) != txn[1]:
+        return None
+    needle = f'"appId":"{txn[0]}","version":{txn[1]}'
+    for commit in sorted((path / "_delta_log").glob("*.json"), reverse=True):
+        with commit.open(encoding="utf-8") as lines:
+            if any('"txn"' in line and needle in line.replace(" ", "") for line in lines):
+                return int(commit.stem) - 1
+    msg = f"{path} holds transaction {txn} but no commit file names it; was its Delta log cleaned up?"
+    raise PipelineError(msg)
 
 
 def small_append(path: Path, rows: pa.Table, txn: tuple[str, int]) -> None:
