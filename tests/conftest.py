@@ -31,7 +31,7 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return with_overrides(
         settings,
         lakehouse={"path": str(lake)},
-        spark={"master": "local[2]", "shuffle_partitions": 2, "ui": False, "driver_memory": "2g"},
+        spark={"master": "local[2]", "shuffle_partitions": 2, "ui": False, "driver_memory": "3g"},
     )
 
 

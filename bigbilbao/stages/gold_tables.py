@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -191,17 +192,31 @@ def transaction(spark: SparkSession, txn: tuple[str, int] | None) -> Iterator[Sp
     """A session for one write with Delta's idempotent-DML confs set: Delta skips a version it already committed
     for the app id.
 
-    The confs are set on a session of their own (same SparkContext and cache, its own SQL confs): the fused round
+    The confs are set on the thread's own session (same SparkContext and cache, its own SQL confs): the fused round
     MERGEs several feeds at once from threads sharing the query's session, and confs set there would let one
     thread's MERGE commit under another's transaction id, which then skips its own MERGE as already done.
     """
     if txn is None:
         yield spark
         return
-    session = spark.newSession()
+    session = _thread_session(spark)
     session.conf.set(TXN_APP_ID, txn[0])
     session.conf.set(TXN_VERSION, str(txn[1]))
     yield session
+
+
+_SESSIONS: dict[tuple[str, int], SparkSession] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _thread_session(spark: SparkSession) -> SparkSession:
+    """This thread's own session of the SparkContext, made once and reused: a new session per write would leave
+    the JVM one session state (SQL conf, catalog, listener) to collect per MERGE."""
+    key = (spark.sparkContext.applicationId, threading.get_ident())
+    with _SESSIONS_LOCK:
+        if key not in _SESSIONS:
+            _SESSIONS[key] = spark.newSession()
+        return _SESSIONS[key]
 
 
 def retry_conflicts(action: Callable[[], Result], what: str) -> Result:

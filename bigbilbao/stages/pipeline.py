@@ -100,6 +100,9 @@ def run(settings: Settings, stage: str = "all", until_idle: bool = False, master
                 _await(start_stage(spark, settings, name, bootstrap, until_idle=True))
         else:
             queries = [q for name in streams for q in start_stage(spark, settings, name, bootstrap, until_idle=False)]
+            log.info("running %d streaming quer%s (%s) over %d feed(s); SIGTERM or Ctrl-C stops after the current "
+                     "micro-batch", len(queries), "y" if len(queries) == 1 else "ies",
+                     ", ".join(q.name or str(q.id) for q in queries), len(settings.enabled_feeds))
             tick = (lambda: publish_scorecard(settings)) if "scorecard" in stages else None
             _await(queries, tick)
     if "scorecard" in stages:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -96,10 +97,12 @@ def test_maintenance_while_the_streams_write_loses_nothing(make_settings, spark,
                                     dirty_kinds=("bad_json", "out_of_range", "duplicate")))
     log = tmp_path / "app.log"
     app = start_app(write_config(settings, tmp_path / "app.yaml"), log)
-    sender = PacedProducer(settings, events, rate=30)
+    sender = PacedProducer(settings, events, rate=10)  # a minute of events: several micro-batches meet maintenance
     rounds: list[maintain.TableMaintenance] = []
     try:
-        assert wait_for_log(log, "silver traffic_flow batch 0", app, 900), log.read_text(errors="replace")[-3000:]
+        # every table exists once the queries run (the round runs its first batch when events arrive)
+        started = re.compile(r"running \d+ streaming quer")
+        assert wait_for_log(log, started, app, 900), log.read_text(errors="replace")[-3000:]
         sender.start()  # the streams run; now the events arrive while maintenance runs beside them
         deadline = time.monotonic() + 1200
         while not all_landed(settings, len(events)):
