@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bigbilbao import __version__, logs
-from bigbilbao.cli import analyst, boundaries, maintain, scorecard
+from bigbilbao.cli import analyst, boundaries, maintain, scorecard, status
 from bigbilbao.cli.exiting import exit_process
-from bigbilbao.config.settings import Settings, load_settings
+from bigbilbao.config.settings import Settings, load_settings, with_overrides
 from bigbilbao.errors import BigBilbaoError, SettingsError
 from bigbilbao.infra import broker, jvm
 
@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
                           "(windowed aggregates, alerts), scorecard (publish once), or all (default)")
     run.add_argument("--until-idle", action="store_true", help="process what Kafka holds now, then stop")
     run.add_argument("--master", help="Spark master URL, overriding spark.master (e.g. spark://host:7077)")
+    run.add_argument("--metrics-port", type=int, metavar="PORT",
+                     help="serve Prometheus metrics (the figures of `bigbilbao status`) on this port while running "
+                          "(0: a free port, logged; default: monitor.metrics_port)")
 
     brk = sub.add_parser("broker", parents=[common], help="control the embedded Kafka broker",
                          description="Start, stop or inspect the embedded single-node KRaft broker.")
@@ -87,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     scorecard.add_parser(sub, common)  # `bigbilbao scorecard show`
     analyst.add_parsers(sub, common)  # `bigbilbao report`, `bigbilbao catalog`
     maintain.add_parser(sub, common)  # `bigbilbao maintain`
+    status.add_parser(sub, common)  # `bigbilbao status`
     return parser
 
 
@@ -138,6 +142,8 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     from bigbilbao.stages import pipeline
 
+    if args.metrics_port is not None:
+        settings = with_overrides(settings, monitor={"metrics_port": args.metrics_port})
     pipeline.run(settings, args.stage, until_idle=args.until_idle, master=args.master)
     return 0
 
@@ -175,6 +181,7 @@ COMMANDS["scorecard"] = scorecard.run
 COMMANDS["report"] = analyst.run_report
 COMMANDS["catalog"] = analyst.run_catalog
 COMMANDS["maintain"] = maintain.run
+COMMANDS["status"] = status.run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

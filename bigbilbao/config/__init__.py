@@ -10,6 +10,6 @@ _EXPORTS = {
     "ENV_PREFIX": "settings", "FeedSettings": "settings", "Settings": "settings", "load_settings": "settings",
     "with_overrides": "settings", "is_object_store": "settings",
     "CatalogSettings": "governance", "TableGovernance": "governance",
-    "MaintenanceSettings": "maintenance",
+    "MaintenanceSettings": "maintenance", "MonitorSettings": "monitor",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -15,6 +15,7 @@ import yaml
 from bigbilbao.config.governance import CatalogSettings
 from bigbilbao.config.loader import DEFAULT_CONFIG, build_dataclass
 from bigbilbao.config.maintenance import MaintenanceSettings
+from bigbilbao.config.monitor import MonitorSettings
 from bigbilbao.errors import SettingsError
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,7 @@ class Settings:
     boundaries: BoundarySettings = field(default_factory=BoundarySettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
     feeds: tuple[FeedSettings, ...] = ()
     source: str = ""
 

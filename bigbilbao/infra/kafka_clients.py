@@ -117,6 +117,26 @@ def topic_partitions(settings: Settings, bootstrap: str) -> dict[str, list[int]]
         consumer.close()
 
 
+def topic_offsets(settings: Settings, bootstrap: str,
+                  timeout_ms: int = 10_000) -> dict[str, dict[int, tuple[int, int]]]:
+    """Topic -> partition -> (first offset still held, end offset) for every enabled feed topic that exists."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    with _quiet_bootstrap():
+        consumer = KafkaConsumer(**python_client_options(settings, bootstrap), request_timeout_ms=timeout_ms + 1000)
+    try:
+        parts = [TopicPartition(f.topic_name, p) for f in settings.enabled_feeds
+                 for p in sorted(consumer.partitions_for_topic(f.topic_name) or ())]
+        first = consumer.beginning_offsets(parts, timeout_ms=timeout_ms) if parts else {}
+        end = consumer.end_offsets(parts, timeout_ms=timeout_ms) if parts else {}
+        found: dict[str, dict[int, tuple[int, int]]] = {f.topic_name: {} for f in settings.enabled_feeds}
+        for part in parts:
+            found[part.topic][part.partition] = (int(first[part]), int(end[part]))
+        return found
+    finally:
+        consumer.close()
+
+
 def connection_error(settings: Settings, bootstrap: str, exc: Exception) -> BrokerError:
     """One sentence on why Kafka could not be used: a refused SASL login, or no broker at that address.
 

@@ -99,15 +99,35 @@ def run(settings: Settings, stage: str = "all", until_idle: bool = False, master
             for name in streams:
                 _await(start_stage(spark, settings, name, bootstrap, until_idle=True))
         else:
+            stop_metrics = _serve_metrics(settings, bootstrap)
             queries = [q for name in streams for q in start_stage(spark, settings, name, bootstrap, until_idle=False)]
             log.info("running %d streaming quer%s (%s) over %d feed(s); SIGTERM or Ctrl-C stops after the current "
                      "micro-batch", len(queries), "y" if len(queries) == 1 else "ies",
                      ", ".join(q.name or str(q.id) for q in queries), len(settings.enabled_feeds))
             tick = (lambda: publish_scorecard(settings)) if "scorecard" in stages else None
-            _await(queries, tick)
+            try:
+                _await(queries, tick)
+            finally:
+                stop_metrics()
     if "scorecard" in stages:
         publish_scorecard(settings)
     catalog.apply_properties(settings.lakehouse_path, settings)
+
+
+def _serve_metrics(settings: Settings, bootstrap: str) -> Callable[[], None]:
+    """Serve the operator's figures as Prometheus metrics on `monitor.metrics_port`; returns how to stop."""
+    port = settings.monitor.metrics_port
+    if port is None:
+        return lambda: None
+    from bigbilbao.monitor import collect, metrics
+    from bigbilbao.monitor.model import Status
+
+    def snapshot() -> Status:
+        return collect.collect(settings, kafka_clients.topic_offsets(settings, bootstrap), f"asked {bootstrap}")
+
+    stop, bound = metrics.serve_metrics(snapshot, port, settings.monitor.metrics_host)
+    log.info("Prometheus metrics at http://%s:%d/metrics", settings.monitor.metrics_host, bound)
+    return stop
 
 
 def _offsets_after_staged(spark: SparkSession, settings: Settings, bootstrap: str) -> str | None:

@@ -3,6 +3,7 @@ queries write, exactly once across replays and a move from the staged topology."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -10,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from bigbilbao.cli import status as status_cli
+from bigbilbao.config.monitor import MonitorSettings
 from bigbilbao.config.settings import Settings, with_overrides
 from bigbilbao.errors import PipelineError
 from bigbilbao.feeds import simulator
+from bigbilbao.monitor.model import LAYERS
 from bigbilbao.scorecard.catalogue import load_catalogue
 from bigbilbao.stages import fused, gold, pipeline
 from bigbilbao.tables import ledger, read
@@ -55,6 +59,21 @@ def test_run_all_is_one_query_that_writes_what_the_staged_queries_write(make_set
     pipeline.run(staged, "all", until_idle=True, spark=spark)
     assert {p.name for p in staged.checkpoint_path.iterdir()} == {"bronze", "silver", "gold"}
     assert differing_tables(settings, staged) == {}
+    assert_status_sees_the_round(settings)
+
+
+def assert_status_sees_the_round(settings: Settings) -> None:
+    """`bigbilbao status` on what the round wrote: real Kafka offsets against its checkpoint, every layer fresh."""
+    status = status_cli.snapshot(settings)
+    assert [(f.feed, f.lag) for f in status.feeds] == [(feed, 0) for feed in FEEDS]
+    assert sum(f.kafka_end or 0 for f in status.feeds) == sum(end_offsets(settings).values())
+    assert all(status.age_s(f.written_at[layer]) < 900 for f in status.feeds for layer in LAYERS), status.feeds
+    assert [q.name for q in status.queries] == ["round"] and status.queries[0].duration_s is not None
+    assert status.boundaries and status.breaches == ()
+    produce(settings, [(feed, body) for feed, body in events(40, seed=12) if feed == "traffic_flow"][:7])
+    waiting = status_cli.snapshot(dataclasses.replace(settings, monitor=MonitorSettings(max_lag_messages=5)))
+    assert [(f.feed, f.lag) for f in waiting.feeds] == [("traffic_flow", 7), ("air_quality", 0)]
+    assert waiting.breaches == ("traffic_flow: lag 7 messages > 5",)
 
 
 def round_writer(spark, settings: Settings, query_id: str) -> fused.RoundWriter:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pyarrow as pa
@@ -90,13 +91,34 @@ def test_the_command_explains_an_empty_lakehouse(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 @pytest.mark.timeout(2400)
+def assert_operator_sees_no_lag(settings: Settings, config: Path, log: Path) -> None:
+    """While `run all` runs: its Prometheus endpoint and `bigbilbao status` both say every feed has caught up."""
+    port = re.search(r"Prometheus metrics at http://127\.0\.0\.1:(\d+)/metrics", log.read_text(errors="replace"))
+    assert port, "run all --metrics-port 0 did not log where it serves metrics"
+    caught_up = [f'bigbilbao_kafka_lag_messages{{feed="{feed.name}"}} 0.0' for feed in settings.feeds]
+    deadline = time.monotonic() + 120  # the checkpoint's commit follows the tables' writes by a moment
+    while True:
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}/metrics", timeout=30).read().decode()
+        if all(line in page for line in caught_up) or time.monotonic() > deadline:
+            break
+        time.sleep(6)  # a collection is cached for 5 s
+    assert all(line in page for line in caught_up), page
+    assert "bigbilbao_up 1.0" in page and 'bigbilbao_last_batch{query="round"}' in page
+    shown = subprocess.run([sys.executable, "-m", "bigbilbao.cli", "status", "--config", str(config), "--format",
+                            "json"], capture_output=True, text=True, timeout=120, cwd=config.parent)
+    assert shown.returncode == 0, shown.stdout + shown.stderr[-2000:]
+    data = json.loads(shown.stdout)
+    assert [(f["feed"], f["lag"]) for f in data["feeds"]] == [(feed.name, 0) for feed in settings.feeds]
+    assert [q["name"] for q in data["queries"]] == ["round"] and data["boundaries"]
+
+
 def test_maintenance_while_the_streams_write_loses_nothing(make_settings, spark, tmp_path: Path) -> None:
     settings = make_settings()
     # no late events: which ones are late depends on where the stream is cut into micro-batches
     events = list(simulator.generate([f.name for f in settings.feeds], count=600, seed=23, dirty_fraction=0.15,
                                     dirty_kinds=("bad_json", "out_of_range", "duplicate")))
     log = tmp_path / "app.log"
-    app = start_app(write_config(settings, tmp_path / "app.yaml"), log)
+    app = start_app(write_config(settings, tmp_path / "app.yaml"), log, "--metrics-port", "0")
     sender = PacedProducer(settings, events, rate=10)  # a minute of events: several micro-batches meet maintenance
     rounds: list[maintain.TableMaintenance] = []
     try:
@@ -115,6 +137,7 @@ def test_maintenance_while_the_streams_write_loses_nothing(make_settings, spark,
                               str(tmp_path / "app.yaml")],
                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
         assert cli.returncode == 0 and "silver/traffic_flow" in cli.stdout, cli.stderr[-2000:]
+        assert_operator_sees_no_lag(settings, tmp_path / "app.yaml", log)
         assert app.poll() is None, log.read_text(errors="replace")[-3000:]
     finally:
         sender.join(timeout=120)

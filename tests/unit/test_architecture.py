@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "bigbilbao"
-PURE_PACKAGES = ("config", "contracts", "scorecard", "spatial", "tables", "report")
+PURE_PACKAGES = ("config", "contracts", "scorecard", "spatial", "tables", "report", "monitor")
 SPARK_MODULES = ("pyspark", "delta", "py4j")  # delta-spark's Python package is `delta`
 TOP_LEVEL_MODULES = {"__init__.py", "errors.py", "logs.py"}
 
