@@ -16,6 +16,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from bigbilbao.errors import PipelineError
 from bigbilbao.monitor.model import LAYERS, Status
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,12 @@ def serve_metrics(snapshot: Callable[[], Status], port: int, host: str = "127.0.
     """Serve the metrics over HTTP on host:port (0: a free port); returns (stop, bound port)."""
     registry = CollectorRegistry()
     registry.register(StatusCollector(snapshot))
-    server, thread = start_http_server(port, addr=host, registry=registry)
+    try:
+        server, thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        msg = (f"Cannot serve metrics on {host}:{port} ({exc.strerror or exc}); choose another "
+               "monitor.metrics_port or --metrics-port (0 picks a free one).")
+        raise PipelineError(msg) from exc
     bound = server.server_address[1]
 
     def stop() -> None:

@@ -16,7 +16,7 @@ from deltalake import write_deltalake
 from bigbilbao import cli
 from bigbilbao.config.monitor import MonitorSettings
 from bigbilbao.config.settings import FeedSettings, Settings, load_settings, with_overrides
-from bigbilbao.errors import SettingsError
+from bigbilbao.errors import PipelineError, SettingsError
 from bigbilbao.monitor import checkpoints, collect, metrics, model, render
 from bigbilbao.spatial import boundary_store
 
@@ -171,6 +171,13 @@ def test_prometheus_endpoint_serves_the_figures_and_reports_a_failed_collection(
     assert 'bigbilbao_last_batch{query="round"} 4.0' in page
     assert 'bigbilbao_table_age_seconds{feed="traffic_flow",layer="gold"}' in page
     assert "bigbilbao_limits_breached 3.0" in page
+
+    stop, port = metrics.serve_metrics(lambda: collect.collect(settings, KAFKA, "asked test"), 0)
+    try:
+        with pytest.raises(PipelineError, match=f"Cannot serve metrics on 127.0.0.1:{port}"):
+            metrics.serve_metrics(lambda: collect.collect(settings, KAFKA, "asked test"), port)
+    finally:
+        stop()
 
     def broken() -> model.Status:
         raise OSError("lakehouse unmounted")
