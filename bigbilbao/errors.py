@@ -33,6 +33,15 @@ class PipelineError(BigBilbaoError):
     """A streaming stage failed or was asked to do something impossible."""
 
 
+class BatchAbandonedError(PipelineError):
+    """A writer left its micro-batch on a stop request; Spark commits nothing for it and a restart redoes it."""
+
+    def __init__(self, batch_id: int, written: tuple[str, ...] = (), left: tuple[str, ...] = ()) -> None:
+        feeds = f" with {len(written)} of {len(written) + len(left)} feeds complete" if written or left else ""
+        super().__init__(f"micro-batch {batch_id} abandoned on a stop request{feeds}; a restart redoes it")
+        self.batch_id, self.written, self.left = batch_id, written, left
+
+
 class LineageError(BigBilbaoError):
     """A KPI value cannot be traced back to its messages."""
 

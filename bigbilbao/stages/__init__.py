@@ -1,6 +1,7 @@
 """The pipeline, in data-flow order: Kafka -> bronze (`ingest`), bronze -> silver (`silver`, with `quality` and
 `locate`), silver -> gold (`gold`, `gold_restate`, `gold_tables`, `gold_aggregate`, `gold_windows`), gold ->
-scorecard (`publish`), and the idempotent Delta writers (`sinks`).
+scorecard (`publish`); `fused` runs them all in one query per micro-batch (the round), `sinks` holds the
+idempotent Delta writers and `stopping` the clean stop on SIGTERM/Ctrl-C.
 
 Transforms are `DataFrame -> DataFrame`; the SparkSession, sources and sinks are injected by `pipeline`, the
 only module `jobs/` and the CLI call. May import every package but `cli`.
@@ -20,5 +21,6 @@ _EXPORTS = {
     "hourly": "gold_aggregate",
     "windows": "gold_windows",
     "publish_alerts": "publish", "publish_scorecard": "publish",
+    "StopRequest": "stopping",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

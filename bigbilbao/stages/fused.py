@@ -35,12 +35,13 @@ from pyspark.sql.streaming import StreamingQuery
 
 from bigbilbao.config.settings import Settings
 from bigbilbao.contracts.model import Contract
-from bigbilbao.errors import PipelineError
+from bigbilbao.errors import BatchAbandonedError, PipelineError
 from bigbilbao.scorecard.catalogue import load_catalogue
 from bigbilbao.scorecard.kpi_model import Catalogue
 from bigbilbao.scorecard.population import load_population
-from bigbilbao.stages import gold, gold_aggregate, ingest, silver, sinks
+from bigbilbao.stages import gold, gold_aggregate, ingest, silver, sinks, stopping
 from bigbilbao.stages.gold_tables import ensure_gold_tables
+from bigbilbao.stages.stopping import StopRequest
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +52,23 @@ class GoldOfFeed:
     """A feed's gold step inside the round: the rows silver took go to its FeedWriter, quarantined rows refresh
     gold/quality for their arrival hours."""
 
-    def __init__(self, feed_writer: gold.FeedWriter, quarantine_writer: gold.QuarantineWriter) -> None:
+    def __init__(self, feed_writer: gold.FeedWriter, quarantine_writer: gold.QuarantineWriter,
+                 stop: StopRequest | None = None) -> None:
         self.feed_writer = feed_writer
         self.quarantine_writer = quarantine_writer
+        self.stop = stop
+
+    def _unless_stopping(self, batch_id: int) -> None:
+        """Silver is written; on a stop request, leave gold to the restart's replay of this batch."""
+        if self.stop is not None and self.stop.requested:
+            raise BatchAbandonedError(batch_id)
 
     def landed(self, rows: DataFrame, batch_id: int) -> None:
+        self._unless_stopping(batch_id)
         self.feed_writer(rows, batch_id)
 
     def quarantined(self, rows: DataFrame, batch_id: int) -> None:
+        self._unless_stopping(batch_id)
         arrival = rows.select("feed", "kafka_timestamp", "ingested_at").localCheckpoint()  # a short plan to re-read
         self.quarantine_writer.write(rows.sparkSession, arrival, batch_id)
 
@@ -69,7 +79,7 @@ class RoundWriter:
     def __init__(self, settings: Settings, contracts: Mapping[str, Contract], checkpoint: Path, key: bytes,
                  catalogue: Catalogue, watermark: timedelta = gold.DEFAULT_WATERMARK,
                  on_alerts: gold.AlertSink | None = None, enricher: silver.Enricher | None = None,
-                 parallel_feeds: int = 1) -> None:
+                 parallel_feeds: int = 1, stop: StopRequest | None = None) -> None:
         enricher = enricher or silver.spatial_enricher(settings)
         city_code = load_population().city_code
         quarantine = gold.QuarantineWriter(settings, contracts, checkpoint)
@@ -79,9 +89,9 @@ class RoundWriter:
             feed_gold = gold.FeedWriter(settings, contract, checkpoint, fields, watermark, on_alerts,
                                         city_code=city_code)
             self.silver[feed] = silver.SilverWriter(settings, contract, checkpoint, key, enricher,
-                                                    downstream=GoldOfFeed(feed_gold, quarantine))
+                                                    downstream=GoldOfFeed(feed_gold, quarantine, stop))
         self.bronze = ingest.BronzeWriter(settings, contracts, checkpoint, downstream=self.feed_round,
-                                          parallel_feeds=parallel_feeds)
+                                          parallel_feeds=parallel_feeds, stop=stop)
 
     def feed_round(self, feed: str, bronze_rows: DataFrame, batch_id: int) -> None:
         """Silver and gold of one feed's bronze rows in this micro-batch."""
@@ -101,17 +111,22 @@ def ensure_tables(spark: SparkSession, settings: Settings, contracts: Mapping[st
 
 def start_round(spark: SparkSession, settings: Settings, contracts: Mapping[str, Contract], bootstrap: str,
                 until_idle: bool = False, on_alerts: gold.AlertSink | None = None,
-                catalogue: Catalogue | None = None, starting_offsets: str | None = None) -> StreamingQuery:
-    """Start the one query of the round; with until_idle it processes what Kafka holds now and then stops."""
+                catalogue: Catalogue | None = None, starting_offsets: str | None = None,
+                stop: StopRequest | None = None) -> StreamingQuery:
+    """Start the one query of the round; with until_idle it processes what Kafka holds now and then stops.
+
+    Its writer looks at `stop` between feeds and abandons the micro-batch once a stop is asked for
+    (`bigbilbao.stages.stopping`)."""
     private = any(c.pseudonymised_fields() for c in contracts.values())
     key = settings.pseudonym_key() if private else b""
     ensure_tables(spark, settings, contracts)
     checkpoint = checkpoint_path(settings)
     parallel = settings.streaming.round_parallel_feeds or spark.sparkContext.defaultParallelism
     writer = RoundWriter(settings, contracts, checkpoint, key, catalogue or load_catalogue(), on_alerts=on_alerts,
-                         parallel_feeds=parallel)
+                         parallel_feeds=parallel, stop=stop)
     source = ingest.read_kafka(spark, settings, bootstrap, starting_offsets)
-    stream = source.writeStream.queryName(QUERY_NAME).option("checkpointLocation", str(checkpoint)).foreachBatch(writer)
+    stream = (source.writeStream.queryName(QUERY_NAME).option("checkpointLocation", str(checkpoint))
+              .foreachBatch(stopping.gated(writer, stop, QUERY_NAME)))
     stream = sinks.triggered(stream, until_idle, settings.streaming.interval("round"))
     sinks.clear_dead_writes(checkpoint)
     return stream.start()

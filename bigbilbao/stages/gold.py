@@ -38,7 +38,7 @@ from bigbilbao.contracts.model import EVENT_TIME, Contract
 from bigbilbao.scorecard.catalogue import load_catalogue
 from bigbilbao.scorecard.kpi_model import Catalogue
 from bigbilbao.scorecard.population import load_population
-from bigbilbao.stages import gold_aggregate, sinks
+from bigbilbao.stages import gold_aggregate, sinks, stopping
 from bigbilbao.stages.gold_aggregate import hour_of, kpi_rows
 from bigbilbao.stages.gold_restate import refresh_quality, restated_hours, restated_windows
 from bigbilbao.stages.gold_tables import (
@@ -60,6 +60,7 @@ from bigbilbao.stages.gold_tables import (
     record_watermark,
     utc,
 )
+from bigbilbao.stages.stopping import StopRequest
 from bigbilbao.tables.read import table_path
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ AlertSink = Callable[[list[dict[str, Any]]], None]
 
 def start_gold(spark: SparkSession, settings: Settings, contracts: Mapping[str, Contract], until_idle: bool = False,
                catalogue: Catalogue | None = None, watermark: timedelta = DEFAULT_WATERMARK,
-               on_alerts: AlertSink | None = None) -> list[StreamingQuery]:
+               on_alerts: AlertSink | None = None, stop: StopRequest | None = None) -> list[StreamingQuery]:
     """One silver -> gold stream per feed with a silver table, and one over the quarantine table if it exists."""
     catalogue = catalogue or load_catalogue()
     city_code = load_population().city_code
@@ -87,12 +88,14 @@ def start_gold(spark: SparkSession, settings: Settings, contracts: Mapping[str, 
         checkpoint = settings.checkpoint_path / "gold" / feed
         fields = gold_aggregate.gold_fields(catalogue, feed)
         writer = FeedWriter(settings, contract, checkpoint, fields, watermark, on_alerts, city_code=city_code)
-        queries.append(_start(spark, source, f"gold-{feed}", checkpoint, writer, until_idle, interval))
+        queries.append(_start(spark, source, f"gold-{feed}", checkpoint, stopping.gated(writer, stop, f"gold-{feed}"),
+                              until_idle, interval))
     quarantine = table_path(settings.lakehouse_path, "quality", "quarantine")
     if exists(quarantine):
         checkpoint = settings.checkpoint_path / "gold" / "_quarantine"
         queries.append(_start(spark, quarantine, "gold-quarantine", checkpoint,
-                              QuarantineWriter(settings, contracts, checkpoint), until_idle, interval))
+                              stopping.gated(QuarantineWriter(settings, contracts, checkpoint), stop,
+                                             "gold-quarantine"), until_idle, interval))
     return queries
 
 

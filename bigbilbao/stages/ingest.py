@@ -15,8 +15,10 @@ from pyspark.sql.streaming import StreamingQuery
 
 from bigbilbao.config.settings import Settings
 from bigbilbao.contracts.model import Contract
+from bigbilbao.errors import BatchAbandonedError
 from bigbilbao.infra import kafka_clients
-from bigbilbao.stages import sinks
+from bigbilbao.stages import sinks, stopping
+from bigbilbao.stages.stopping import StopRequest
 from bigbilbao.tables.read import is_table, table_path
 
 log = logging.getLogger(__name__)
@@ -132,8 +134,10 @@ class BronzeWriter:
     """
 
     def __init__(self, settings: Settings, contracts: Mapping[str, Contract], checkpoint: Path,
-                 downstream: FeedDownstream | None = None, parallel_feeds: int = 1) -> None:
+                 downstream: FeedDownstream | None = None, parallel_feeds: int = 1,
+                 stop: StopRequest | None = None) -> None:
         self.settings = settings
+        self.stop = stop
         self.contracts = contracts
         self.checkpoint = checkpoint
         self.downstream = downstream
@@ -150,7 +154,10 @@ class BronzeWriter:
         try:
             counts = {row["topic"]: row["count"] for row in batch.groupBy("topic").count().collect()}
             feeds = [(self.topics[topic], topic) for topic in sorted(counts) if topic in self.topics]
-            self._each_feed(feeds, batch, batch_id)
+            left = self._each_feed(feeds, batch, batch_id)
+            if left:
+                written = tuple(feed for feed, _ in feeds if feed not in left)
+                raise BatchAbandonedError(batch_id, written, tuple(left))
             for feed, topic in feeds:
                 self.landed[feed] = self.landed.get(feed, 0) + counts[topic]
             if counts:
@@ -159,22 +166,40 @@ class BronzeWriter:
         finally:
             batch.unpersist()
 
-    def _each_feed(self, feeds: list[tuple[str, str]], batch: DataFrame, batch_id: int) -> None:
+    def _each_feed(self, feeds: list[tuple[str, str]], batch: DataFrame, batch_id: int) -> list[str]:
         """Append (and hand downstream) each feed's rows; up to `parallel_feeds` feeds at once, so that one feed's
-        small Spark jobs and commits do not leave the other cores idle. The first failure is raised once all end."""
+        small Spark jobs and commits do not leave the other cores idle. The first failure is raised once all end.
+
+        Returns the feeds left (not started, or ended early) because a stop was asked for.
+        """
         if self.parallel_feeds <= 1 or len(feeds) <= 1:
-            for feed, topic in feeds:
-                self._append(feed, batch.filter(F.col("topic") == topic), batch_id)
-            return
+            return [feed for feed, topic in feeds
+                    if not self._append(feed, batch.filter(F.col("topic") == topic), batch_id)]
         with ThreadPoolExecutor(max_workers=min(self.parallel_feeds, len(feeds))) as pool:
             # inheritable_thread_target: the threads keep the query's job group, so stopping it cancels them
             inherit = inheritable_thread_target(batch.sparkSession)
-            work = [pool.submit(inherit(self._append), feed, batch.filter(F.col("topic") == topic),
-                                batch_id) for feed, topic in feeds]
-        for done in work:
-            done.result()
+            work = {feed: pool.submit(inherit(self._append), feed, batch.filter(F.col("topic") == topic),
+                                      batch_id) for feed, topic in feeds}
+        return [feed for feed, done in work.items() if not done.result()]
 
-    def _append(self, feed: str, records: DataFrame, batch_id: int) -> None:
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.requested
+
+    def _append(self, feed: str, records: DataFrame, batch_id: int) -> bool:
+        """Write one feed's rows of the batch; False when a stop was asked for before it began or while it ran
+        (whatever it wrote carries its transaction ids, so the restart's replay skips it)."""
+        if self._stopping():
+            return False
+        try:
+            self._write_feed(feed, records, batch_id)
+        except Exception as exc:
+            if not self._stopping():
+                raise
+            log.debug("feed %s left in micro-batch %d on the stop request: %s", feed, batch_id, exc)
+            return False
+        return True
+
+    def _write_feed(self, feed: str, records: DataFrame, batch_id: int) -> None:
         rows = bronze(records, feed, self.contracts[feed])
         path = table_path(self.settings.lakehouse_path, "bronze", feed)
         if self.downstream is None:
@@ -201,16 +226,16 @@ def ensure_bronze_tables(spark: SparkSession, settings: Settings, contracts: Map
 
 
 def start_ingest(spark: SparkSession, settings: Settings, contracts: Mapping[str, Contract], bootstrap: str,
-                 until_idle: bool = False) -> StreamingQuery:
+                 until_idle: bool = False, stop: StopRequest | None = None) -> StreamingQuery:
     """Start Kafka -> bronze; with until_idle it processes what Kafka holds now and then stops."""
     ensure_bronze_tables(spark, settings, contracts)
     checkpoint = settings.checkpoint_path / "bronze"
-    writer = BronzeWriter(settings, contracts, checkpoint)
+    writer = BronzeWriter(settings, contracts, checkpoint, stop=stop)
     stream = (
         read_kafka(spark, settings, bootstrap)
         .writeStream.queryName("bronze")
         .option("checkpointLocation", str(checkpoint))
-        .foreachBatch(writer)
+        .foreachBatch(stopping.gated(writer, stop, "bronze"))
     )
     stream = sinks.triggered(stream, until_idle, settings.streaming.interval("ingest"))
     sinks.clear_dead_writes(checkpoint)

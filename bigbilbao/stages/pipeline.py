@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
@@ -20,7 +16,7 @@ from bigbilbao.config.settings import Settings
 from bigbilbao.errors import PipelineError
 from bigbilbao.infra import kafka_clients
 from bigbilbao.infra.spark_session import build_spark
-from bigbilbao.stages import fused, gold, ingest, progress, publish, silver
+from bigbilbao.stages import fused, gold, ingest, progress, publish, silver, stopping
 from bigbilbao.tables import catalog
 
 log = logging.getLogger(__name__)
@@ -44,23 +40,27 @@ def feed_contracts(settings: Settings) -> dict[str, contracts.Contract]:
 
 
 def start_stage(spark: SparkSession, settings: Settings, stage: str, bootstrap: str,
-                until_idle: bool) -> list[StreamingQuery]:
-    """Start one streaming stage ("round" is every stage in one query) and return its queries."""
+                until_idle: bool, stop: stopping.StopRequest | None = None) -> list[StreamingQuery]:
+    """Start one streaming stage ("round" is every stage in one query) and return its queries.
+
+    Every writer watches `stop`: none starts a micro-batch once a stop is asked for, and the round's also ends
+    its running one early, between feeds.
+    """
     feeds = feed_contracts(settings)
     if stage == "round":
         alerts = lambda rows: publish.publish_alerts(settings, bootstrap, rows)  # noqa: E731
         return [fused.start_round(spark, settings, feeds, bootstrap, until_idle, on_alerts=alerts,
-                                  starting_offsets=_offsets_after_staged(spark, settings, bootstrap))]
+                                  starting_offsets=_offsets_after_staged(spark, settings, bootstrap), stop=stop)]
     if stage == "ingest":
-        return [ingest.start_ingest(spark, settings, feeds, bootstrap, until_idle)]
+        return [ingest.start_ingest(spark, settings, feeds, bootstrap, until_idle, stop=stop)]
     if stage == "silver":
         ingest.ensure_bronze_tables(spark, settings, feeds)
-        return silver.start_silver(spark, settings, feeds, until_idle)
+        return silver.start_silver(spark, settings, feeds, until_idle, stop=stop)
     if stage == "gold":
         ingest.ensure_bronze_tables(spark, settings, feeds)
         silver.ensure_silver_tables(spark, settings, feeds)
         alerts = lambda rows: publish.publish_alerts(settings, bootstrap, rows)  # noqa: E731
-        return gold.start_gold(spark, settings, feeds, until_idle, on_alerts=alerts)
+        return gold.start_gold(spark, settings, feeds, until_idle, on_alerts=alerts, stop=stop)
     msg = f"Unknown stage '{stage}'; choose one of {', '.join(STAGES)} or 'all'."
     raise PipelineError(msg)
 
@@ -95,20 +95,29 @@ def run(settings: Settings, stage: str = "all", until_idle: bool = False, master
     with kafka_clients.bootstrap_servers(settings) as bootstrap:
         kafka_clients.ensure_topics(settings, bootstrap)
         spark = spark or build_spark(settings, master)
+        stop = stopping.StopRequest()
         if until_idle:
             for name in streams:
-                _await(start_stage(spark, settings, name, bootstrap, until_idle=True))
+                if stop.requested:  # a signal stopped the previous stage: start no other
+                    break
+                queries = start_stage(spark, settings, name, bootstrap, until_idle=True, stop=stop)
+                _await(queries, stop=stop)
+                if stop.requested:
+                    stopping.report(queries, stop, settings.checkpoint_path)
         else:
             stop_metrics = _serve_metrics(settings, bootstrap)
-            queries = [q for name in streams for q in start_stage(spark, settings, name, bootstrap, until_idle=False)]
-            log.info("running %d streaming quer%s (%s) over %d feed(s); SIGTERM or Ctrl-C stops after the current "
-                     "micro-batch", len(queries), "y" if len(queries) == 1 else "ies",
+            queries = [q for name in streams
+                       for q in start_stage(spark, settings, name, bootstrap, until_idle=False, stop=stop)]
+            log.info("running %d streaming quer%s (%s) over %d feed(s); SIGTERM or Ctrl-C stops at a "
+                     "micro-batch boundary", len(queries), "y" if len(queries) == 1 else "ies",
                      ", ".join(q.name or str(q.id) for q in queries), len(settings.enabled_feeds))
             tick = (lambda: publish_scorecard(settings)) if "scorecard" in stages else None
             try:
-                _await(queries, tick)
+                _await(queries, tick, stop)
             finally:
                 stop_metrics()
+            if stop.requested:
+                stopping.report(queries, stop, settings.checkpoint_path)
     if "scorecard" in stages:
         publish_scorecard(settings)
     catalog.apply_properties(settings.lakehouse_path, settings)
@@ -140,12 +149,21 @@ def _offsets_after_staged(spark: SparkSession, settings: Settings, bootstrap: st
     return fused.staged_offsets(settings, kafka_clients.topic_partitions(settings, bootstrap))
 
 
-def _await(queries: list[StreamingQuery], tick: Callable[[], None] | None = None) -> None:
-    """Wait for the queries, calling `tick` every PUBLISH_EVERY_S; a failure or SIGTERM/Ctrl-C stops them all."""
+def _await(queries: list[StreamingQuery], tick: Callable[[], None] | None = None,
+           stop: stopping.StopRequest | None = None) -> None:
+    """Wait for the queries, calling `tick` every PUBLISH_EVERY_S; a failure or SIGTERM/Ctrl-C stops them all.
+
+    On a signal (which sets `stop`) each query ends or abandons its micro-batch and stops
+    (`bigbilbao.stages.stopping`).
+    """
+    stop = stop or stopping.StopRequest()
     last = checked = reported = time.monotonic()
     watch = KafkaStallWatch()
-    with _stop_on_signal(queries):
-        while any(q.isActive for q in queries) and not _failures(queries):
+    with stopping.on_signal(stop, stopping.quiet_loggers):
+        while any(q.isActive for q in queries) and not _failures(queries, stop):
+            if stop.requested:
+                stopping.stop_queries(queries, stop)
+                break
             time.sleep(0.5)
             if time.monotonic() - checked >= STALL_CHECK_S:
                 watch.check(queries)
@@ -156,7 +174,7 @@ def _await(queries: list[StreamingQuery], tick: Callable[[], None] | None = None
             if tick is not None and time.monotonic() - last >= PUBLISH_EVERY_S:
                 tick()
                 last = time.monotonic()
-    failures = _failures(queries)
+    failures = _failures(queries, stop)
     for query in queries:
         if query.isActive:
             query.stop()
@@ -207,9 +225,10 @@ class KafkaStallWatch:
                 self.warned.add(name)
 
 
-def _failures(queries: list[StreamingQuery]) -> list[StreamingQuery]:
-    """Queries that terminated with an error."""
-    return [q for q in queries if not q.isActive and q.exception() is not None]
+def _failures(queries: list[StreamingQuery], stop: stopping.StopRequest) -> list[StreamingQuery]:
+    """Queries that terminated with an error, other than a micro-batch abandoned on a stop request."""
+    return [q for q in queries
+            if not q.isActive and q.exception() is not None and not stopping.stopped_on_purpose(q, stop)]
 
 
 def _first_line(text: str) -> str:
@@ -217,23 +236,3 @@ def _first_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     useful = [ln for ln in lines if "PipelineError" in ln or "BigBilbaoError" in ln]
     return (useful or lines or ["unknown error"])[0][:500]
-
-
-@contextlib.contextmanager
-def _stop_on_signal(queries: list[StreamingQuery]) -> Iterator[None]:
-    """Turn SIGTERM into a graceful stop of every query while the block runs (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: Any) -> None:
-        log.info("signal %d received: stopping after the current micro-batch", signum)
-        for query in queries:
-            threading.Thread(target=query.stop, daemon=True).start()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

@@ -27,7 +27,8 @@ from pyspark.sql.streaming import StreamingQuery
 
 from bigbilbao.config.settings import Settings
 from bigbilbao.contracts.model import Contract
-from bigbilbao.stages import ingest, locate, quality, sinks
+from bigbilbao.stages import ingest, locate, quality, sinks, stopping
+from bigbilbao.stages.stopping import StopRequest
 from bigbilbao.tables.read import is_table, table_path
 
 log = logging.getLogger(__name__)
@@ -206,7 +207,8 @@ def spatial_enricher(settings: Settings) -> Enricher:
 
 
 def start_silver(spark: SparkSession, settings: Settings, contracts: Mapping[str, Contract],
-                 until_idle: bool = False, enricher: Enricher | None = None) -> list[StreamingQuery]:
+                 until_idle: bool = False, enricher: Enricher | None = None,
+                 stop: StopRequest | None = None) -> list[StreamingQuery]:
     """One bronze -> silver stream per enabled feed; rows are located by `spatial_enricher` unless told otherwise."""
     private = any(c.pseudonymised_fields() for c in contracts.values())
     key = settings.pseudonym_key() if private else b""
@@ -221,7 +223,8 @@ def start_silver(spark: SparkSession, settings: Settings, contracts: Mapping[str
             spark.readStream.format("delta").option("maxFilesPerTrigger", 1000).load(str(source))
             .writeStream.queryName(f"silver-{feed}")
             .option("checkpointLocation", str(checkpoint))
-            .foreachBatch(SilverWriter(settings, contract, checkpoint, key, enricher))
+            .foreachBatch(stopping.gated(SilverWriter(settings, contract, checkpoint, key, enricher), stop,
+                                         f"silver-{feed}"))
         )
         stream = sinks.triggered(stream, until_idle, settings.streaming.interval("silver"))
         sinks.clear_dead_writes(checkpoint)

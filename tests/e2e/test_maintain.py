@@ -144,6 +144,10 @@ def test_maintenance_while_the_streams_write_loses_nothing(make_settings, spark,
         app.send_signal(signal.SIGTERM)
         app.wait(timeout=300)
     assert sender.error is None and sender.sent == len(events)
+    output = log.read_text(errors="replace")  # a clean stop once every event has landed: it says where it stopped
+    assert app.returncode == 0, output[-3000:]
+    assert re.search(r"query round stopped: last committed micro-batch \d+; Kafka read up to offset total", output)
+    assert "StackOverflowError" not in output
     assert sum(r.files_compacted for r in rounds) > 0, "maintenance compacted nothing while the streams wrote"
 
     pipeline.run(settings, "all", until_idle=True, spark=spark)
